@@ -1,0 +1,167 @@
+"""The ``saddle`` command: list, run, verify and plot experiments.
+
+Errors a user can cause (unknown experiment, bad --set, existing --out, a
+missing run folder) print one line ``saddle: error: ...`` and exit with 2;
+set SADDLE_DEBUG=1 to see the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+import typing
+from pathlib import Path
+
+import experiments
+from experiments import common
+
+USAGE_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _enable_x64():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
+def _config(exp, smoke: bool, assignments):
+    base = exp.smoke() if smoke else exp.Config()
+    overrides = common.parse_overrides(exp.Config, assignments or [])
+    return dataclasses.replace(base, **overrides)
+
+
+def _format_rows(rows) -> str:
+    lines = [f"{'':3}{'quantity':57} {'theory':>11} {'simulation':>11} {'abs err':>9} {'rel err':>9} {'tol':>8}"]
+    for r in rows:
+        mark = "ok" if r["passed"] else "XX"
+        lines.append(f"{mark:3}{r['quantity'][:57]:57} {r['theory']:11.4g} {r['simulation']:11.4g} "
+                     f"{r['abs_err']:9.2g} {r['rel_err']:9.2g} {r['tol']:8.2g}")
+    return "\n".join(lines)
+
+
+def cmd_list(args) -> int:
+    for name, exp in experiments.registry().items():
+        print(f"{name:24} {exp.description}")
+        if args.verbose:
+            hints = typing.get_type_hints(exp.Config)
+            for f in dataclasses.fields(exp.Config):
+                print(f"{'':6}{f.name} = {f.default!r}  ({common._describe(hints[f.name])}) {f.metadata.get('help', '')}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    exp = experiments.get(args.name)
+    cfg = _config(exp, args.smoke, args.set)
+    out = Path(args.out) if args.out else Path("runs") / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    common.ensure_fresh_dir(out)
+    _enable_x64()
+    start = time.perf_counter()
+    result = exp.run(cfg, out, progress=not args.no_progress)
+    print(_format_rows(result.rows))
+    print(f"run folder: {result.out_dir}  ({time.perf_counter() - start:.1f} s)")
+    for name in result.meta["figures"]:
+        print(f"figure: {result.out_dir / name}")
+    return 0 if all(r["passed"] for r in result.rows) else 1
+
+
+def cmd_verify(args) -> int:
+    names = args.names or experiments.names()
+    exps = [experiments.get(n) for n in names]  # unknown names fail before any work
+    _enable_x64()
+    all_rows = []
+    with tempfile.TemporaryDirectory(prefix="saddle-verify-") as tmp:
+        for exp in exps:
+            cfg = exp.Config() if args.full else exp.smoke()
+            result = exp.run(cfg, Path(tmp) / exp.NAME, progress=False)
+            all_rows += result.rows
+            if args.json:
+                for r in result.rows:
+                    print(json.dumps(r), flush=True)
+            else:
+                print(f"{exp.NAME}: {sum(r['passed'] for r in result.rows)}/{len(result.rows)} passed")
+                print(_format_rows(result.rows), flush=True)
+    return 0 if all(r["passed"] for r in all_rows) else 1
+
+
+def cmd_plot(args) -> int:
+    meta, arrays = common.load_run(args.run_dir)
+    exp = experiments.get(meta["experiment"])
+    cfg = common.config_from_meta(exp.Config, meta["config"])
+    for name in common.save_figures(exp.plot(arrays, cfg), Path(args.run_dir)):
+        print(f"figure: {Path(args.run_dir) / name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="saddle",
+        description="Simulation next to theory for the learning dynamics of small networks. "
+        "Each experiment reproduces a paper figure and checks every prediction with an error and a tolerance.",
+        epilog="Examples:  saddle list -v  |  saddle run saxe-modes --smoke  |  "
+        "saddle run saxe-modes --set u0=1e-4 --set s=4,2,1  |  saddle verify --json  |  saddle plot runs/saxe-modes-...",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    p = sub.add_parser("list", help="list experiments (-v: with their config keys and defaults)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show every config key, its default and meaning")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="run one experiment into a new run folder",
+                       description="Run an experiment: simulate, compute the theory, compare, and write "
+                       "results.npz, meta.json, verify.json and PNG+PDF figures into a new folder. "
+                       "Exit status 1 if a verification row fails.")
+    p.add_argument("name", help="experiment name (see `saddle list`)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set u0=1e-4 --set s=3,2,1 (keys: `saddle list -v`)")
+    p.add_argument("--out", help="run folder to create (must not exist or be empty); default runs/NAME-TIMESTAMP")
+    p.add_argument("--smoke", action="store_true", help="start from the small smoke config (seconds on a laptop)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("verify", help="run experiments and print theory vs simulation rows",
+                       description="Run each experiment's smoke config (--full: default config) in float64 and print "
+                       "one row per prediction. Exit status 1 if any row fails.")
+    p.add_argument("names", nargs="*", metavar="NAME", help="experiments to verify (default: all)")
+    p.add_argument("--json", action="store_true", help='one JSON object per row: {"experiment", "quantity", '
+                   '"theory", "simulation", "abs_err", "rel_err", "tol", "passed"}')
+    p.add_argument("--full", action="store_true", help="use the default (paper) configs instead of smoke configs")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("plot", help="redraw the figures of a run folder without re-running")
+    p.add_argument("run_dir", help="a folder written by `saddle run`")
+    p.set_defaults(func=cmd_plot)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return USAGE_ERROR
+        return args.func(args)
+    except (UsageError, ValueError, FileExistsError, FileNotFoundError) as err:
+        if os.environ.get("SADDLE_DEBUG"):
+            raise
+        print(f"saddle: error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("saddle: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""What every experiment shares: config checks, verification rows, run folders.
+
+An experiment module defines ``NAME``, a frozen dataclass ``Config`` (validated
+in ``__post_init__`` with ``check_fields``), ``smoke() -> Config``,
+``simulate(cfg, progress) -> dict of arrays``, ``verify(arrays, cfg) -> rows``
+and ``plot(arrays, cfg) -> {name: Figure}``; ``run_experiment`` wires them and
+writes the run folder (DESIGN.md, "Data flow of one experiment").
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+import typing
+from pathlib import Path
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
+
+import numpy as np
+
+Row = Dict[str, Any]
+
+
+# ---------------------------------------------------------------- configs
+
+def check(name: str, value: Any, ok: bool, allowed: str) -> None:
+    """Raise ``ValueError("name=value is invalid; allowed: ...")`` unless ok."""
+    if not ok:
+        raise ValueError(f"{name}={value!r} is invalid; allowed: {allowed}")
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation in (bool, str):
+        return isinstance(value, annotation)
+    if origin is tuple:
+        (item, *_rest) = typing.get_args(annotation)
+        return isinstance(value, tuple) and len(value) > 0 and all(_type_ok(v, item) for v in value)
+    return True
+
+
+def check_fields(cfg: Any) -> None:
+    """Check every field of a frozen dataclass against its annotation, then its
+    ``metadata["allowed"] = (predicate, description)`` if any."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if not _type_ok(value, hints[f.name]):
+            raise ValueError(f"{f.name}={value!r} is invalid; allowed: {_describe(hints[f.name])}")
+        if "allowed" in f.metadata:
+            predicate, description = f.metadata["allowed"]
+            check(f.name, value, bool(predicate(value)), description)
+
+
+def field(default: Any, allowed: Optional[tuple] = None, help: str = "") -> Any:
+    """A dataclass field with a default, a (predicate, description) check and help text."""
+    meta = {"help": help}
+    if allowed is not None:
+        meta["allowed"] = allowed
+    return dataclasses.field(default=default, metadata=meta)
+
+
+POSITIVE = (lambda v: v > 0, "a number > 0")
+POSITIVE_INT = (lambda v: v >= 1, "an integer ≥ 1")
+POSITIVE_TUPLE = (lambda v: all(x > 0 for x in v), "comma-separated numbers > 0")
+
+
+def _describe(annotation: Any) -> str:
+    if typing.get_origin(annotation) is tuple:
+        return f"comma-separated {_describe(typing.get_args(annotation)[0])}s"
+    return {float: "number", int: "integer", bool: "true/false", str: "string"}.get(annotation, str(annotation))
+
+
+def _parse_scalar(text: str, annotation: Any) -> Any:
+    if annotation is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise ValueError
+    if annotation is int:
+        return int(text)
+    if annotation is float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError
+        return value
+    return text
+
+
+def parse_overrides(config_cls: type, assignments: List[str]) -> Dict[str, Any]:
+    """``["key=value", ...]`` → typed values for ``config_cls``; one-line ValueError otherwise."""
+    hints = typing.get_type_hints(config_cls)
+    names = [f.name for f in dataclasses.fields(config_cls)]
+    out: Dict[str, Any] = {}
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        if key not in names:
+            raise ValueError(f"unknown config key {key!r}; allowed: {', '.join(names)}")
+        annotation = hints[key]
+        try:
+            if typing.get_origin(annotation) is tuple:
+                item_type = typing.get_args(annotation)[0]
+                out[key] = tuple(_parse_scalar(p, item_type) for p in text.split(",") if p.strip())
+            else:
+                out[key] = _parse_scalar(text, annotation)
+        except ValueError:
+            raise ValueError(f"{key}={text!r} is not a valid {_describe(annotation)}") from None
+    return out
+
+
+# ---------------------------------------------------------- verification
+
+def row(quantity: str, theory: float, simulation: float, *, tol: float, relative: bool = True) -> Row:
+    """One verification row; ``passed`` compares rel_err (or abs_err) with tol.
+
+    rel_err = abs_err/|theory|, or abs_err where theory is 0 (so every row is
+    valid JSON: no inf or NaN unless the simulation itself produced one).
+    """
+    theory, simulation = float(theory), float(simulation)
+    abs_err = abs(simulation - theory)
+    rel_err = abs_err / abs(theory) if theory != 0 else abs_err
+    err = rel_err if relative else abs_err
+    return {
+        "quantity": quantity, "theory": theory, "simulation": simulation,
+        "abs_err": abs_err, "rel_err": rel_err, "tol": float(tol),
+        "passed": bool(np.isfinite(err) and err <= tol),
+    }
+
+
+# ------------------------------------------------------------ run folders
+
+class Result(NamedTuple):
+    out_dir: Path
+    arrays: Dict[str, np.ndarray]
+    rows: List[Row]
+    meta: Dict[str, Any]
+
+
+def _versions() -> Dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist in ("saddle", "jax", "jaxlib", "optax", "diffrax", "numpy", "matplotlib"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> Optional[str]:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=5,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def ensure_fresh_dir(out_dir: Path) -> None:
+    """Refuse an existing non-empty folder: a run never overwrites another."""
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise FileExistsError(f"output folder {str(out_dir)!r} exists and is not empty; choose another --out")
+
+
+def save_figures(figures: Dict[str, Any], out_dir: Path) -> List[str]:
+    import matplotlib.pyplot as plt
+
+    names = []
+    for name, fig in figures.items():
+        for ext in ("png", "pdf"):
+            fig.savefig(out_dir / f"{name}.{ext}", dpi=130, bbox_inches="tight")
+            names.append(f"{name}.{ext}")
+        plt.close(fig)
+    return names
+
+
+def worst_point_row(quantity: str, theory: np.ndarray, simulation: np.ndarray, *, tol: float, relative: bool = True) -> Row:
+    """Row at the entry where simulation and theory (same shape) differ most."""
+    theory, simulation = np.asarray(theory), np.asarray(simulation)
+    err = np.abs(simulation - theory)
+    if relative:
+        err = err / np.abs(theory)
+    i = np.unravel_index(np.nanargmax(np.where(np.isfinite(err), err, np.inf)), err.shape)
+    return row(quantity, theory[i], simulation[i], tol=tol, relative=relative)
+
+
+def run_experiment(exp: Any, cfg: Any, out_dir: os.PathLike, *, progress: bool = False) -> Result:
+    """simulate → verify → plot → write results.npz, meta.json, verify.json, figures.
+
+    Everything is written into a temporary sibling folder that is renamed to
+    ``out_dir`` at the end, so an interrupted run leaves no half-written folder.
+    """
+    import jax
+
+    out_dir = Path(out_dir)
+    ensure_fresh_dir(out_dir)
+    start = time.perf_counter()
+    arrays = {k: np.asarray(v) for k, v in exp.simulate(cfg, progress=progress).items()}
+    wall = time.perf_counter() - start
+    rows = [{"experiment": exp.NAME, **r} for r in exp.verify(arrays, cfg)]
+    meta = {
+        "experiment": exp.NAME,
+        "config": dataclasses.asdict(cfg),
+        "versions": _versions(),
+        "git_commit": git_commit(),
+        "seed": getattr(cfg, "seed", None),
+        "wall_time_s": round(wall, 3),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "x64": bool(jax.config.jax_enable_x64),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        np.savez(tmp / "results.npz", **arrays)
+        meta["figures"] = save_figures(exp.plot(arrays, cfg), tmp)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        (tmp / "verify.json").write_text(json.dumps(rows, indent=2))
+        if out_dir.exists():
+            out_dir.rmdir()  # empty, checked above
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Result(out_dir, arrays, rows, meta)
+
+
+def load_run(run_dir: os.PathLike) -> tuple:
+    """(meta, arrays) of a run folder written by ``run_experiment``."""
+    run_dir = Path(run_dir)
+    meta_path, npz_path = run_dir / "meta.json", run_dir / "results.npz"
+    if not meta_path.is_file() or not npz_path.is_file():
+        raise FileNotFoundError(f"{str(run_dir)!r} is not a run folder (needs meta.json and results.npz)")
+    meta = json.loads(meta_path.read_text())
+    with np.load(npz_path) as data:
+        arrays = {k: data[k] for k in data.files}
+    return meta, arrays
+
+
+def config_from_meta(config_cls: type, saved: Dict[str, Any]) -> Any:
+    """Rebuild a Config from meta.json (lists back to tuples)."""
+    return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
