@@ -16,7 +16,12 @@ from tqdm.auto import tqdm
 from dynamics.trajectory import Trajectory, no_stats
 
 
-def _segment_lengths(record_steps) -> np.ndarray:
+def _segment_lengths(record_steps):
+    if isinstance(record_steps, jax.core.Tracer):
+        # Traced steps (e.g. round(t/η) for a swept η): lengths only; the caller
+        # guarantees they increase. fori_loop then runs a while loop per segment.
+        steps = jnp.asarray(record_steps)
+        return jnp.diff(steps, prepend=jnp.zeros((1,), steps.dtype))
     steps = np.asarray(record_steps, dtype=np.int64)
     if steps.ndim != 1 or steps.size == 0 or steps[0] < 0 or np.any(np.diff(steps) <= 0):
         raise ValueError(f"record_steps must be a non-empty increasing sequence of steps ≥ 0, got {record_steps!r}")
@@ -94,7 +99,7 @@ def descend(
     if progress:
         record_jit = jax.jit(record)
         outs = []
-        with tqdm(total=int(segments.sum()), desc="gradient descent", unit="step", leave=False) as bar:
+        with tqdm(total=int(np.sum(segments)), desc="gradient descent", unit="step", leave=False) as bar:
             for n in segments:
                 carry, out = record_jit(carry, jnp.asarray(n))
                 outs.append(out)
@@ -102,5 +107,5 @@ def descend(
         losses, stats = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
     else:
         carry, (losses, stats) = jax.lax.scan(record, carry, jnp.asarray(segments))
-    t = jnp.asarray(np.cumsum(segments), dtype=losses.dtype)
+    t = jnp.cumsum(jnp.asarray(segments)).astype(losses.dtype)
     return Trajectory(t, losses, stats, carry[0])

@@ -35,6 +35,7 @@ def get(name: str) -> SimpleNamespace:
         verify=module.verify,
         plot=module.plot,
         run=functools.partial(run_experiment, module),
+        module=module,
     )
 
 

@@ -96,6 +96,27 @@ def cmd_verify(args) -> int:
     return 0 if all(r["passed"] for r in all_rows) else 1
 
 
+def cmd_sweep(args) -> int:
+    from experiments import sweep
+
+    exp = experiments.get(args.name)
+    if not hasattr(exp.module, "cell"):
+        raise ValueError(f"experiment {args.name!r} defines no sweep cell; sweepable: "
+                         f"{', '.join(n for n in experiments.names() if hasattr(experiments.get(n).module, 'cell'))}")
+    base = _config(exp, args.smoke, args.set)
+    axes = sweep.parse_grid(exp.module, base, args.grid or [])
+    out = Path(args.out) if args.out else Path("runs") / f"sweep-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.x64:
+        _enable_x64()
+    cells, outputs, failed = sweep.run(exp.module, base, axes, out, resume=args.resume, n_devices=args.devices,
+                                       batch_size=args.batch_size, max_loss=args.max_loss,
+                                       progress=not args.no_progress)
+    text = (out / "summary.txt").read_text().splitlines()
+    print("\n".join(text if len(text) <= 40 else text[:20] + ["..."] + text[-19:]))
+    print(f"sweep folder: {out}")
+    return 0
+
+
 def cmd_plot(args) -> int:
     meta, arrays = common.load_run(args.run_dir)
     exp = experiments.get(meta["experiment"])
@@ -138,6 +159,24 @@ def build_parser() -> argparse.ArgumentParser:
                    '"theory", "simulation", "abs_err", "rel_err", "tol", "passed"}')
     p.add_argument("--full", action="store_true", help="use the default (paper) configs instead of smoke configs")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("sweep", help="run a grid of configs as one compiled, sharded, resumable program",
+                       description="Sweep an experiment's config over a grid. Fields the experiment can trace "
+                       "(e.g. seed, u0, learning_rate) run as one vmapped program; others form groups compiled "
+                       "once each. Cells stream to OUT/groups/*/chunks as they finish; --resume continues a killed "
+                       "sweep. A cell whose outputs are NaN/inf or whose loss exceeds --max-loss is marked failed.")
+    p.add_argument("name", help="experiment name (see `saddle list`)")
+    p.add_argument("--grid", action="append", metavar="KEY=V1,V2,...", help="a swept config field and its values")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a fixed config field")
+    p.add_argument("--smoke", action="store_true", help="start from the smoke config")
+    p.add_argument("--out", help="sweep folder (default runs/sweep-NAME-TIMESTAMP)")
+    p.add_argument("--resume", action="store_true", help="continue the sweep in --out, skipping finished chunks")
+    p.add_argument("--devices", type=int, help="devices to shard cells over (default: all local devices)")
+    p.add_argument("--batch-size", type=int, default=64, help="cells per vmapped micro-batch (bounds memory)")
+    p.add_argument("--max-loss", type=float, default=1e6, help="a cell whose loss exceeds this is marked failed")
+    p.add_argument("--x64", action="store_true", help="float64 (default float32, for throughput)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plot", help="redraw the figures of a run folder without re-running")
     p.add_argument("run_dir", help="a folder written by `saddle run`")

@@ -100,14 +100,6 @@ def _theory(arrays, t, depth):
     return np.asarray(deep_mode_strength(t[:, None], s=s, u0=u0, depth=depth))
 
 
-def _crossing_time(t, u, level):
-    """First time u(t) crosses ``level`` (linear interpolation between records)."""
-    i = int(np.argmax(u >= level))
-    if i == 0:
-        return np.nan
-    return t[i - 1] + (level - u[i - 1]) * (t[i] - t[i - 1]) / (u[i] - u[i - 1])
-
-
 def verify(arrays: dict, cfg: Config) -> list:
     """Theory vs simulation.
 
@@ -127,7 +119,7 @@ def verify(arrays: dict, cfg: Config) -> list:
                                     arrays[f"flow{depth}_gram_start"], arrays[f"flow{depth}_gram_end"], tol=1e-9, relative=False))
     for a in range(len(s)):
         th = float(mode_time(arrays["u0"], s[a] / 2, s=s[a]))
-        sim = _crossing_time(arrays["gd_t"], arrays["gd_modes"][:, a], s[a] / 2)
+        sim = float(crossing_time(arrays["gd_t"], arrays["gd_modes"][:, a], s[a] / 2))
         rows.append(row(f"GD u_{a + 1} half-learning time t/tau, s={s[a]:g}", th, sim, tol=cfg.learning_rate * s[a]))
     final = float(arrays["trace_yy"] / 2 - np.sum(s**2) / 2)
     rows.append(row("GD final loss = tr(Syy)/2 - sum(s^2)/2", final, arrays["gd_loss"][-1], tol=1e-6, relative=False))
@@ -163,3 +155,37 @@ def plot(arrays: dict, cfg: Config) -> dict:
     ax_loss.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return {"modes": fig}
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep saxe-modes --grid u0=1e-4,1e-3,1e-2 --grid seed=0,1,2`: every
+# cell is one GD run; these fields may be traced (one compiled program).
+SWEEP_FIELDS = ("u0", "learning_rate", "seed")
+SWEEP_METRIC = "half_time_rel_err"
+
+
+def crossing_time(t: jax.Array, u: jax.Array, level: jax.Array) -> jax.Array:
+    """First time u(t) reaches ``level`` (linear interpolation), NaN if never; jit-able."""
+    above = u >= level
+    i = jnp.argmax(above)
+    i0 = jnp.maximum(i - 1, 0)
+    frac = (level - u[i0]) / jnp.where(u[i] == u[i0], 1.0, u[i] - u[i0])
+    return jnp.where(jnp.any(above) & (i > 0), t[i0] + frac * (t[i] - t[i0]), jnp.nan)
+
+
+def cell(cfg: Config, values: dict) -> dict:
+    """One GD run with (u0, learning_rate, seed) possibly traced: loss on a grid of
+    t/τ, each mode's half-learning time, and its error against Eq. 9."""
+    eta, u0 = values["learning_rate"], values["u0"]
+    key_task, key_init = jax.random.split(jax.random.key(values["seed"]))
+    task = tasks.teacher(key_task, n_in=cfg.n_in, n_out=cfg.n_out, s=cfg.s, n_samples=cfg.n_samples)
+    params = linear.init_aligned(key_init, (cfg.n_in, cfg.hidden, cfg.n_out), u=task.u, v=task.v, u0=u0)
+    times = jnp.linspace(0.0, cfg.horizon, 121)
+    steps = jnp.round(times / eta).astype(jnp.int32)
+    gd = dynamics.descend(dynamics.model_loss(linear.apply), params, optax.sgd(eta), (task.x, task.y),
+                          record_steps=steps, observe=_observer(task))
+    t = gd.t * eta
+    half = jax.vmap(crossing_time, in_axes=(None, 1, 0))(t, gd.stats["modes"], task.s / 2)
+    theory = mode_time(u0, task.s / 2, s=task.s)
+    return {"loss": gd.loss, "final_loss": gd.loss[-1], "half_time": half,
+            "half_time_rel_err": jnp.max(jnp.abs(half - theory) / theory)}

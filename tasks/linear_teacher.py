@@ -116,13 +116,13 @@ def teacher(
         z = jax.random.normal(k_x, (n_samples, n_in), dtype)
     x = (z @ v_full) * jnp.sqrt(lam_j)[None, :] @ v_full.T
     y = x @ w_star.T + noise_std * jax.random.normal(k_n, (n_samples, n_out), dtype)
-    task = from_data(x, y)
     if noise_std == 0.0 and exact_moments:
-        # The sample statistics equal the population ones; keep the chosen
-        # singular vectors (an SVD would return them only up to sign/rotation
-        # within degenerate singular values).
-        return task._replace(s=s_j, u=u, v=v)
-    return task
+        # The sample statistics equal the population ones: keep the chosen
+        # singular vectors (an SVD returns them only up to sign, and mixes
+        # degenerate ones) and stay traceable, e.g. under vmap over seeds.
+        p = jnp.asarray(n_samples, dtype)
+        return LinearTask(x, y, x.T @ x / p, y.T @ x / p, jnp.sum(y * y) / p, s_j, u, v)
+    return from_data(x, y)
 
 
 def from_data(x: jax.Array, y: jax.Array) -> LinearTask:

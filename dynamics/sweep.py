@@ -1,0 +1,213 @@
+"""Sweeps: a grid of configurations run as one compiled program per group.
+
+A *cell* is ``cell(values) -> dict of arrays``, where ``values`` maps each swept
+numeric field (seed, init scale, learning rate, λ, ...) to a scalar. Cells run
+``jax.vmap``-ed in micro-batches of ``batch_size`` under ``jax.lax.map`` (which
+bounds memory), and the cell axis is sharded over a 1-D device mesh with
+``jax.shard_map``, so the same code fills one CPU core, every core (one CPU
+device per core via ``JAX_NUM_CPU_DEVICES``), several GPUs, or, after
+``jax.distributed.initialize()``, every device of several hosts. Each device
+always sees micro-batches of the same shape, so results do not depend on the
+number of devices. Fields that change shapes (width, depth, steps) are static:
+the caller groups the grid by them and compiles once per group.
+
+Chunks of cells stream to disk as they finish (temp file + rename), so a sweep
+killed at any instant resumes without losing or corrupting a finished chunk;
+a cell whose outputs are not finite, or whose ``loss`` exceeds a bound, is
+marked failed and the others go on.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, Mapping, NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+Cells = Dict[str, np.ndarray]
+
+
+def product_grid(axes: Mapping[str, Sequence[float]]) -> Cells:
+    """Cartesian product of the axes, row-major (the last axis varies fastest).
+
+    ``{"seed": [0, 1], "lr": [.1, .2, .3]}`` → 6 cells, each field an (6,) array.
+    """
+    if not axes:
+        raise ValueError("a grid needs at least one axis")
+    for name, vals in axes.items():
+        if len(vals) == 0:
+            raise ValueError(f"grid axis {name!r} has no values")
+    combos = list(itertools.product(*axes.values()))
+    return {name: np.asarray([c[i] for c in combos]) for i, name in enumerate(axes)}
+
+
+def n_cells(cells: Cells) -> int:
+    sizes = {len(v) for v in cells.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"every field of a cell list needs the same length, got {sorted(sizes)}")
+    return sizes.pop()
+
+
+class Plan(NamedTuple):
+    """How cells are cut: ``chunk`` cells per compiled call, ``batch_size`` per vmap."""
+
+    n_devices: int
+    batch_size: int
+    chunk: int
+
+    @property
+    def per_device(self) -> int:
+        return self.chunk // self.n_devices
+
+
+def make_plan(total: int, *, batch_size: int = 64, n_devices: Optional[int] = None,
+              micro_batches_per_chunk: int = 4) -> Plan:
+    """A chunk is n_devices × batch_size × micro_batches cells (fewer if the grid is small)."""
+    n_dev = len(jax.devices()) if n_devices is None else int(n_devices)
+    if not 1 <= n_dev <= len(jax.devices()):
+        raise ValueError(f"n_devices={n_devices} is invalid; allowed: 1..{len(jax.devices())} "
+                         f"(set JAX_NUM_CPU_DEVICES to emulate more on CPU)")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} is invalid; allowed: an integer ≥ 1")
+    per_device = -(-total // n_dev)  # cells each device gets if the whole grid were one chunk
+    micro = max(1, min(micro_batches_per_chunk, -(-per_device // batch_size)))
+    return Plan(n_dev, batch_size, n_dev * batch_size * micro)
+
+
+def compile_chunk(cell: Callable, plan: Plan) -> Callable:
+    """jit(shard_map(lax.map(cell, batch_size))) over a mesh axis "cells"."""
+    mesh = jax.make_mesh((plan.n_devices,), ("cells",), devices=jax.devices()[: plan.n_devices])
+    spec = PartitionSpec("cells")
+
+    def local(values):
+        return jax.lax.map(cell, values, batch_size=plan.batch_size)
+
+    sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec))
+    sharding = NamedSharding(mesh, spec)
+
+    def run(values: Cells) -> Cells:
+        # make_array_from_callback gives each (possibly remote) device its slice,
+        # so the same call works on one host or many.
+        arrays = {k: jax.make_array_from_callback(v.shape, sharding, lambda idx, v=v: v[idx]) for k, v in values.items()}
+        out = sharded(arrays)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            out = multihost_utils.process_allgather(out, tiled=True)
+        return {k: np.asarray(v) for k, v in out.items()}
+
+    return run
+
+
+def _pad(values: Cells, size: int) -> Cells:
+    """Repeat the last cell up to ``size`` (the padding's results are dropped)."""
+    n = n_cells(values)
+    return {k: np.concatenate([v, np.repeat(v[-1:], size - n, axis=0)]) for k, v in values.items()}
+
+
+def failed_cells(outputs: Mapping[str, np.ndarray], *, loss_key: str = "loss", max_loss: float = np.inf) -> np.ndarray:
+    """(n,) bool: a cell failed if any output is NaN/inf or its ``loss`` exceeds ``max_loss``."""
+    leaves = [np.asarray(v) for v in outputs.values()]
+    n = leaves[0].shape[0]
+    bad = np.zeros(n, bool)
+    for v in leaves:
+        if np.issubdtype(v.dtype, np.floating):
+            bad |= ~np.isfinite(v.reshape(n, -1)).all(axis=1)
+    if loss_key in outputs:
+        loss = np.asarray(outputs[loss_key]).reshape(n, -1)
+        bad |= np.nanmax(np.where(np.isfinite(loss), loss, np.inf), axis=1) > max_loss
+    return bad
+
+
+# ----------------------------------------------------------------- storage
+
+def _atomic_savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _fingerprint(cells: Cells, plan: Plan, extra: Mapping) -> dict:
+    return {
+        "cells": {k: np.asarray(v).tolist() for k, v in cells.items()},
+        "chunk": plan.chunk,
+        "extra": json.loads(json.dumps(extra, default=str)),
+    }
+
+
+def run_sweep(
+    cell: Callable,
+    cells: Cells,
+    *,
+    out_dir: Optional[os.PathLike] = None,
+    resume: bool = False,
+    batch_size: int = 64,
+    n_devices: Optional[int] = None,
+    max_loss: float = np.inf,
+    fingerprint: Optional[Mapping] = None,
+    progress: bool = False,
+) -> tuple:
+    """Run every cell; return ``(outputs, failed)`` with outputs[k] of shape (n_cells, ...).
+
+    With ``out_dir``, each finished chunk is written to ``out_dir/chunks/`` and
+    ``resume=True`` skips chunks already there (the grid, chunking and
+    ``fingerprint`` — e.g. the static config — must match what was started).
+    Without ``resume``, ``out_dir`` must not hold a sweep already.
+    """
+    total = n_cells(cells)
+    plan = make_plan(total, batch_size=batch_size, n_devices=n_devices)
+    chunk_dir = None
+    if out_dir is not None:
+        chunk_dir = Path(out_dir) / "chunks"
+        grid_file = Path(out_dir) / "grid.json"
+        spec = _fingerprint(cells, plan, fingerprint or {})
+        if grid_file.exists():
+            if not resume:
+                raise FileExistsError(f"{str(out_dir)!r} already holds a sweep; pass --resume to continue it or choose another --out")
+            if json.loads(grid_file.read_text()) != spec:
+                raise ValueError(f"{str(out_dir)!r} holds a different sweep (grid, chunking or config differ); "
+                                 f"resume with the same arguments or choose another --out")
+        chunk_dir.mkdir(parents=True, exist_ok=True)
+        if not grid_file.exists():
+            _atomic_write_text(grid_file, json.dumps(spec))
+
+    run_chunk = compile_chunk(cell, plan)
+    starts = range(0, total, plan.chunk)
+    pieces = []
+    with tqdm(total=total, desc="sweep", unit="cell", disable=not progress, smoothing=0.1) as bar:
+        for i, start in enumerate(starts):
+            stop = min(start + plan.chunk, total)
+            path = None if chunk_dir is None else chunk_dir / f"chunk-{i:06d}.npz"
+            if path is not None and path.exists():
+                with np.load(path) as saved:
+                    out = {k: saved[k] for k in saved.files}
+            else:
+                values = _pad({k: v[start:stop] for k, v in cells.items()}, plan.chunk)
+                out = {k: v[: stop - start] for k, v in run_chunk(values).items()}
+                if path is not None and jax.process_index() == 0:
+                    _atomic_savez(path, out)
+            pieces.append(out)
+            bar.update(stop - start)
+    outputs = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+    return outputs, failed_cells(outputs, max_loss=max_loss)

@@ -1,0 +1,137 @@
+"""Sweeps: grids, emulated devices, streaming + resume after SIGKILL, divergence."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dynamics import sweep
+from experiments import cli
+
+ENV = {**os.environ, "JAX_PLATFORMS": "cpu"}
+
+
+def _square_cell(v):
+    x = v["a"] * jnp.arange(3.0)
+    return {"y": x**2, "loss": jnp.sum(x**2) + v["seed"]}
+
+
+def test_product_grid_is_row_major():
+    cells = sweep.product_grid({"a": [1, 2], "b": [10, 20, 30]})
+    np.testing.assert_array_equal(cells["a"], [1, 1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(cells["b"], [10, 20, 30, 10, 20, 30])
+    with pytest.raises(ValueError, match="no values"):
+        sweep.product_grid({"a": []})
+
+
+def test_padding_and_order_survive_chunking():
+    cells = sweep.product_grid({"a": np.linspace(0, 1, 7), "seed": [0, 1, 2]})
+    out, failed = sweep.run_sweep(_square_cell, cells, batch_size=2)  # 21 cells, chunks of 8
+    expected = cells["a"] ** 2 * 5 + cells["seed"]
+    np.testing.assert_allclose(out["loss"], expected, rtol=1e-12)
+    assert out["y"].shape == (21, 3) and not failed.any()
+
+
+def test_divergent_cells_are_marked_and_the_rest_go_on():
+    cells = {"a": np.array([1.0, np.inf, 2.0, 1e4]), "seed": np.zeros(4)}
+    out, failed = sweep.run_sweep(_square_cell, cells, batch_size=2, max_loss=1e6)
+    np.testing.assert_array_equal(failed, [False, True, False, True])
+    np.testing.assert_allclose(out["loss"][[0, 2]], [5.0, 20.0])
+
+
+def test_rejects_more_devices_than_exist():
+    with pytest.raises(ValueError, match="n_devices"):
+        sweep.make_plan(10, n_devices=10_000)
+
+
+_DEVICES_SCRIPT = textwrap.dedent("""
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import numpy as np
+    import experiments.saxe_modes as m
+    from dynamics.sweep import product_grid, run_sweep
+    assert len(jax.devices()) == 4, jax.devices()
+    cfg = m.smoke()
+    cells = product_grid({"u0": [1e-3, 3e-3, 1e-2], "learning_rate": [0.01, 0.02], "seed": [0, 1]})
+    four, _ = run_sweep(lambda v: m.cell(cfg, v), cells, n_devices=4, batch_size=2)
+    one, _ = run_sweep(lambda v: m.cell(cfg, v), cells, n_devices=1, batch_size=2)
+    again, _ = run_sweep(lambda v: m.cell(cfg, v), cells, n_devices=4, batch_size=2)
+    for k in four:
+        assert np.array_equal(four[k], one[k]), k      # sharding changes nothing
+        assert np.array_equal(four[k], again[k]), k    # same seed, same bits
+    assert np.all(four["half_time_rel_err"] < 0.05)
+    print("ok")
+""")
+
+
+def test_four_emulated_devices_equal_one_device_exactly():
+    env = {**ENV, "JAX_NUM_CPU_DEVICES": "4", "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    proc = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def _sweep_cmd(out, *extra):
+    return [sys.executable, "-m", "experiments.cli", "sweep", "saxe-modes", "--smoke", "--x64", "--no-progress",
+            "--grid", "seed=" + ",".join(map(str, range(24))), "--grid", "u0=1e-3,1e-2",
+            "--set", "horizon=40", "--batch-size", "2", "--out", str(out), *extra]
+
+
+def _load(out):
+    with np.load(Path(out) / "results.npz") as d:
+        return {k: d[k] for k in d.files}
+
+
+def test_sweep_killed_with_sigkill_resumes_to_identical_results(tmp_path):
+    reference = tmp_path / "reference"
+    subprocess.run(_sweep_cmd(reference), env=ENV, check=True, capture_output=True, timeout=600)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_sweep_cmd(killed), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    chunks = killed / "groups" / "000" / "chunks"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(chunks.glob("chunk-*.npz"))) < 2:
+        time.sleep(0.02)
+    assert proc.poll() is None, "sweep finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list(chunks.glob("chunk-*.npz")))
+    assert 2 <= finished < 6 and not (killed / "results.npz").exists()  # 48 cells = 6 chunks of 8
+    # the same sweep without --resume refuses to touch it
+    refused = subprocess.run(_sweep_cmd(killed), env=ENV, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    subprocess.run(_sweep_cmd(killed, "--resume"), env=ENV, check=True, capture_output=True, timeout=600)
+    ref, res = _load(reference), _load(killed)
+    assert ref.keys() == res.keys()
+    for k in ref:
+        np.testing.assert_array_equal(ref[k], res[k], err_msg=k)
+    meta = json.loads((killed / "meta.json").read_text())
+    assert meta["n_cells"] == 48 and meta["n_failed"] == 0
+
+
+def test_resume_with_a_different_grid_is_refused(tmp_path, capsys):
+    out = tmp_path / "s"
+    args = ["sweep", "saxe-modes", "--smoke", "--no-progress", "--grid", "seed=0,1", "--out", str(out)]
+    assert cli.main(args) == 0
+    assert (out / "sweep.png").exists() and (out / "summary.txt").exists()
+    code = cli.main(args[:-4] + ["--grid", "seed=0,1,2", "--out", str(out), "--resume"])
+    assert code == 2 and "different sweep" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["sweep", "saxe-modes", "--grid", "u0"], "key=v1,v2"),
+    (["sweep", "saxe-modes", "--grid", "bogus=1,2"], "bogus"),
+    (["sweep", "saxe-modes", "--grid", "u0=1e-3,abc"], "u0"),
+    (["sweep", "saxe-modes", "--grid", "u0=-1,1e-3"], "u0"),
+    (["sweep", "saxe-modes"], "--grid"),
+    (["sweep", "saxe-modes", "--grid", "seed=0", "--devices", "999"], "n_devices"),
+])
+def test_sweep_bad_input_is_one_line(capsys, argv, needle, tmp_path):
+    code = cli.main(argv + ["--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and needle in err, err
