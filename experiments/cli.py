@@ -99,6 +99,13 @@ def cmd_verify(args) -> int:
 def cmd_sweep(args) -> int:
     from experiments import sweep
 
+    if args.distributed:
+        import jax
+
+        # Reads the coordinator address, process count and id from the cluster
+        # environment (SLURM, TPU pods, or JAX_COORDINATOR_ADDRESS/...); every
+        # host runs this same command and process 0 writes the sweep folder.
+        jax.distributed.initialize()
     exp = experiments.get(args.name)
     if not hasattr(exp.module, "cell"):
         raise ValueError(f"experiment {args.name!r} defines no sweep cell; sweepable: "
@@ -175,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="cells per vmapped micro-batch (bounds memory)")
     p.add_argument("--max-loss", type=float, default=1e6, help="a cell whose loss exceeds this is marked failed")
     p.add_argument("--x64", action="store_true", help="float64 (default float32, for throughput)")
+    p.add_argument("--distributed", action="store_true",
+                   help="multi-host: call jax.distributed.initialize() and shard cells over every host's devices")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_sweep)
 
