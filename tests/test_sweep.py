@@ -135,3 +135,44 @@ def test_sweep_bad_input_is_one_line(capsys, argv, needle, tmp_path):
     code = cli.main(argv + ["--out", str(tmp_path / "x")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and needle in err, err
+
+
+_HOST_SCRIPT = textwrap.dedent("""
+    import sys
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    process_id, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    if process_id >= 0:
+        jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=process_id)
+    import numpy as np
+    import experiments.saxe_modes as m
+    from dynamics.sweep import product_grid, run_sweep
+    cfg = m.smoke()
+    cells = product_grid({"u0": [1e-3, 3e-3, 1e-2], "seed": [0, 1, 2], "learning_rate": [0.01]})
+    result, failed = run_sweep(lambda v: m.cell(cfg, v), cells, batch_size=2)
+    np.savez(out, **result)
+""")
+
+
+def test_two_hosts_emulated_with_jax_distributed_equal_one_process(tmp_path):
+    """Two processes × two CPU devices joined by jax.distributed.initialize (the
+    multi-host path) give every host the same cells as a single process."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    env = {**ENV, "JAX_NUM_CPU_DEVICES": "2", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    procs = [subprocess.Popen([sys.executable, "-c", _HOST_SCRIPT, str(i), port, str(tmp_path / f"host{i}.npz")],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+    single = subprocess.run([sys.executable, "-c", _HOST_SCRIPT, "-1", port, str(tmp_path / "single.npz")],
+                            env={**ENV, "JAX_NUM_CPU_DEVICES": "1"}, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    ref = np.load(tmp_path / "single.npz")
+    for i in (0, 1):
+        got = np.load(tmp_path / f"host{i}.npz")
+        for k in ref.files:
+            np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
