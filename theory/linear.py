@@ -49,11 +49,12 @@ def _deep_antiderivative(a, s, depth):
     (a^{2−N}/(2−N) → ln a for N = 2).
     """
     power = jnp.log(a) if depth == 2 else a ** (2 - depth) / (2 - depth)
-    cdtype = jnp.result_type(a.dtype, jnp.complex64)
-    phases = jnp.exp(2j * jnp.pi * jnp.arange(depth) / depth).astype(cdtype)
-    roots = (s ** (1.0 / depth))[..., None] * phases
+    cdtype = jnp.complex128 if a.dtype == jnp.float64 else jnp.complex64
+    angles = (2 * jnp.pi / depth) * jnp.arange(depth, dtype=a.dtype)
+    phases = jax.lax.complex(jnp.cos(angles), jnp.sin(angles))
+    roots = (s ** (1.0 / depth))[..., None].astype(cdtype) * phases
     logs = jnp.log(a[..., None].astype(cdtype) - roots)
-    return (power - jnp.sum(jnp.real(roots**2 * logs), axis=-1) / (depth * s)) / s
+    return (power - jnp.sum(jnp.real(roots**2 * logs), axis=-1).astype(a.dtype) / (depth * s)) / s
 
 
 def deep_mode_strength(t, *, s, u0, depth, tau=1.0, n_bisect=200):
