@@ -1,0 +1,179 @@
+"""Training dynamics of linear attention on in-context linear regression
+(Zhang, Singh, Latham & Saxe, ICML 2025, arXiv 2501.16265).
+
+Setting (``tasks.icl``): xₙ, x_q ~ N(0, Λ), Λ = diag(lam), w ~ N(0, I_D),
+y = wᵀx (+ ε, ε ~ N(0, σ²), σ = ``noise_std``, 0 in the paper), N = ``n_context``
+context pairs; multi-head linear attention as in ``models.attention``.
+
+NORMALISATION — read this before comparing numbers.
+  * Every loss *value* returned here is in the paper's normalisation
+        L_paper = E[(y_q − ŷ)²]          (no ½: L(M₀) = E y_q² = tr Λ + σ²),
+    which is twice saddle's DESIGN loss L = ½E[(y_q − ŷ)²] (what
+    ``models.attention.population_loss`` returns and ``dynamics`` integrates).
+  * Every *time* is in the DESIGN convention: gradient flow τ dθ/dt = −∂L/∂θ on
+    the ½-loss. Gradient flow on L_paper at the same τ runs twice as fast, so
+    the paper's GD step k at learning rate η (torch MSELoss, no ½) sits at
+    t = 2kη here (τ = 1).
+
+Reduction (derived in ``tasks.icl`` / ``models.attention``): on the invariant
+manifold of the paper's init, ŷ = ⟨Γ, z⟩ with z = (1/N) Σₙ yₙ xₙ x_qᵀ and
+    L = ½(trΛ + σ²) − tr(Λ²Γ) + ½ Σ_ab A_a λ_b Γ_ab²,  A = ((N+1)λ² + (trΛ+σ²)λ)/N,
+so diagonal mode d has correlation s_d = λ_d² and input variance
+ρ_d = A_d λ_d = λ_d² ((N+1)λ_d + trΛ + σ²)/N, and off-diagonal modes have none.
+Learning mode d lowers L_paper by s_d²/ρ_d = λ_d / (1 + (1 + (trΛ+σ²)/λ_d)/N).
+"""
+from __future__ import annotations
+
+import diffrax
+import jax.numpy as jnp
+import numpy as np
+
+from theory.linear import deep_mode_time, mode_strength
+
+
+def _lam(lam):
+    lam = np.asarray(lam, dtype=float)
+    if lam.ndim != 1 or lam.size == 0 or np.any(lam <= 0):
+        raise ValueError(f"lam must be a non-empty 1-D array of positive eigenvalues of Λ, got {lam!r}")
+    return lam
+
+
+def _n(n_context):
+    if int(n_context) != n_context or n_context < 1:
+        raise ValueError(f"n_context must be an integer ≥ 1, got {n_context!r}")
+    return int(n_context)
+
+
+def mode_moments(lam, *, n_context: int, noise_std: float = 0.0):
+    """(s, ρ) per eigen-direction d of Λ (in the input order): s_d = λ_d², ρ_d = λ_d²((N+1)λ_d + trΛ + σ²)/N.
+
+    The correlation and input variance of the diagonal cubic-feature mode
+    z_dd in the ½-loss convention (see module docstring).
+    """
+    lam, n = _lam(lam), _n(n_context)
+    return lam**2, lam**2 * ((n + 1) * lam + lam.sum() + noise_std**2) / n
+
+
+def separate_kq_drop_order(lam) -> np.ndarray:
+    """Indices of ``lam`` in the order separate-KQ attention learns them: largest eigenvalue first.
+
+    Principal component regression in context with one more component per
+    saddle-to-saddle transition (arXiv 2501.16265); ties keep input order.
+    """
+    lam = _lam(lam)
+    return np.argsort(-lam, kind="stable")
+
+
+def separate_kq_plateau_losses(lam, *, n_context: int, noise_std: float = 0.0) -> np.ndarray:
+    """Plateau losses L(M₀), …, L(M_D) of separate-KQ linear attention, PAPER normalisation E[(y_q − ŷ)²].
+
+        L(M_m) = tr Λ − Σ_{d ≤ m} λ_d / (1 + (1 + tr Λ/λ_d)/N)
+
+    with λ₁ ≥ λ₂ ≥ … (learned largest first; ``lam`` may come in any order);
+    M_m is the fixed point that does principal component regression on the top
+    m components (arXiv 2501.16265, plateau-loss formula). With noise,
+    tr Λ → tr Λ + σ² in both places (the loss floor and the in-context
+    variance). This is twice saddle's ½-loss (DESIGN); e.g. Λ ∝ diag(1,2,3,4),
+    tr Λ = 1, N = 31 gives 1, 0.6406, 0.3774, 0.2098, 0.1360.
+    Returns (D+1,) numpy array.
+    """
+    lam = _lam(lam)
+    order = separate_kq_drop_order(lam)
+    s, rho = mode_moments(lam, n_context=n_context, noise_std=noise_std)
+    drops = (s**2 / rho)[order]
+    return lam.sum() + noise_std**2 - np.concatenate([[0.0], np.cumsum(drops)])
+
+
+def converged_loss(lam, *, n_context: int, noise_std: float = 0.0) -> float:
+    """Global-minimum loss L(M_D) (paper normalisation), reached by merged and separate KQ alike.
+
+    tr Λ + σ² − Σ_d λ_d/(1 + (1 + (trΛ+σ²)/λ_d)/N); white Λ = λI_D, σ = 0:
+    D λ (D+1)/(N+D+1), e.g. 5/36 = 0.1389 for Λ = I₄/4, N = 31, and 5/9 = 0.5556 for Λ = I₄.
+    """
+    return float(separate_kq_plateau_losses(lam, n_context=n_context, noise_std=noise_std)[-1])
+
+
+def separate_kq_drop_times(lam, *, n_context: int, w_init: float, tau: float = 1.0, noise_std: float = 0.0) -> np.ndarray:
+    """Drop times, in learning order, for one rank-one head aligned with each eigen-direction.
+
+    A rank-one separate-KQ head with v = k_d = q_d = a (balanced, aligned with
+    eigen-direction d) has mode strength u = Γ_dd = a³ obeying the depth-3 mode
+    ODE  τ du/dt = 3u^{4/3}(s_d − ρ_d u)  (a sum of three-layer linear networks,
+    arXiv 2501.16265). ``w_init`` = u0 = a0³, the initial mode strength.
+    Returned: the exact time for u to reach s_d/(2ρ_d) (half its final value),
+    from ``theory.linear.deep_mode_time`` after the rescaling ũ = ρu, τ' = τρ^{1/3}.
+    Leading order for small u0: t_d ≈ τ/(s_d u0^{1/3}) = τ/(λ_d² u0^{1/3}), i.e.
+    ∝ λ_d^{−2}. In multi-head runs from random init the heads compete and the
+    times shift by O(1) factors (for Λ ∝ diag(1,2,3,4), N = 31, 4 heads with
+    i.i.d. std-0.05 entries, the drops sit within ×0.6–1.2 of these), the order stays.
+    """
+    if w_init <= 0:
+        raise ValueError(f"w_init must be > 0, got {w_init}")
+    order = separate_kq_drop_order(lam)
+    s, rho = mode_moments(lam, n_context=n_context, noise_std=noise_std)
+    s, rho = s[order], rho[order]
+    t = deep_mode_time(rho * w_init, s / 2.0, s=s, depth=3, tau=tau * rho ** (1.0 / 3.0))
+    return np.asarray(t)
+
+
+def separate_kq_leading_drop_times(lam, *, w_init: float, tau: float = 1.0) -> np.ndarray:
+    """Leading-order drop times τ/(λ_d² w_init^{1/3}) in learning order (w_init = u0 = a0³)."""
+    lam = _lam(lam)[separate_kq_drop_order(lam)]
+    return tau / (lam**2 * w_init ** (1.0 / 3.0))
+
+
+def merged_kq_loss(t, *, lam, n_context: int, w_init: float, tau: float = 1.0, noise_std: float = 0.0, rtol: float = 1e-10):
+    """Loss curve of merged-KQ linear attention, PAPER normalisation E[(y_q − ŷ)²]; time in DESIGN units.
+
+    Merged-KQ attention is a two-layer linear network ŷ = Σ_i v_i ⟨K_i, z⟩ on the
+    cubic feature z (arXiv 2501.16265) whose input covariance is
+    Σ_zz = A ⊗ Λ and input-output correlation β = Λ² (``tasks.icl.cubic_feature_moments``).
+    Init (``models.attention.init_merged_aligned`` with direction Λ²): balanced,
+    rank one, Γ(0) = Σ_i v_i K_i = w_init · β/‖β‖_F; ``w_init`` = u0 is the
+    initial mode strength ⟨Γ(0), β̂⟩_F. Gradient flow τ dθ/dt = −∂L/∂θ with the
+    ½-loss (DESIGN).
+
+    * White Λ = λI (β an eigenvector of Σ_zz): one Saxe mode with s = ‖β‖_F = λ²√D,
+      ρ = λ²((N+1)λ + Dλ + σ²)/N; u(t) = (s/ρ)/(1 − e^{−2st/τ} + (s/(ρu0)) e^{−2st/τ})
+      (Saxe et al. 2014, ``theory.linear.mode_strength``) and
+          L_paper(t) = trΛ + σ² − 2 s u(t) + ρ u(t)²  — one abrupt drop,
+      from trΛ + σ² to ``converged_loss`` near t ≈ (τ/2s) ln(s/(ρu0)).
+    * Other Λ: Γ stays diagonal, γ = diag Γ obeys the exact reduced ODE of a
+      rank-one balanced scalar-output net, τ dγ/dt = ‖γ‖(I + γ̂γ̂ᵀ)(β − ργ),
+      solved with diffrax (Tsit5, rtol); still a single drop.
+
+    t: array of times ≥ 0 (non-decreasing for the ODE branch). ``lam`` must be
+    concrete (the branch is chosen in numpy). Returns an array shaped like t.
+    """
+    lam = _lam(lam)
+    n = _n(n_context)
+    if w_init <= 0:
+        raise ValueError(f"w_init must be > 0, got {w_init}")
+    s_d, rho_d = mode_moments(lam, n_context=n, noise_std=noise_std)
+    yy = lam.sum() + noise_std**2
+    t = jnp.asarray(t, dtype=jnp.result_type(float))
+    if np.allclose(lam, lam[0], rtol=1e-12, atol=0.0):
+        s, rho = float(np.sqrt(np.sum(s_d**2))), float(rho_d[0])
+        u = mode_strength(t, s=s, u0=w_init, tau=tau, lam_x=rho)
+        return yy - 2.0 * s * u + rho * u**2
+
+    beta, rho = jnp.asarray(s_d, t.dtype), jnp.asarray(rho_d, t.dtype)
+    ts = np.asarray(t, dtype=float).reshape(-1)
+    if ts.size == 0 or ts.min() < 0 or np.any(np.diff(ts) < 0):
+        raise ValueError("for anisotropic lam, t must be a non-empty non-decreasing array of times ≥ 0")
+
+    def field(_, g, __):
+        norm = jnp.linalg.norm(g)
+        grad = beta - rho * g
+        return norm * grad + g * jnp.dot(g, grad) / norm
+
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(field), diffrax.Tsit5(), t0=0.0, t1=float(ts[-1]) / tau, dt0=None,
+        y0=w_init * beta / jnp.linalg.norm(beta),
+        saveat=diffrax.SaveAt(ts=jnp.asarray(ts / tau)),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=rtol * 1e-2),
+        max_steps=1_000_000,
+    )
+    g = sol.ys
+    loss = yy - 2.0 * g @ beta + (g**2) @ rho
+    return loss.reshape(t.shape)
