@@ -38,9 +38,11 @@ def gradient_flow(
         accuracy in float64.
       progress: tqdm bar over simulated time (diffrax's TqdmProgressMeter).
     """
-    ts = jnp.asarray(np.asarray(times, dtype=float))
-    if ts.ndim != 1 or ts.size == 0 or float(ts[0]) < 0 or bool(jnp.any(jnp.diff(ts) < 0)):
-        raise ValueError(f"times must be a non-empty non-decreasing sequence ≥ 0, got {times!r}")
+    if not isinstance(times, jax.core.Tracer):
+        check = np.asarray(times, dtype=float)
+        if check.ndim != 1 or check.size == 0 or check[0] < 0 or np.any(np.diff(check) < 0):
+            raise ValueError(f"times must be a non-empty non-decreasing sequence ≥ 0, got {times!r}")
+    ts = jnp.asarray(times, dtype=jnp.result_type(float))
     if tau <= 0:
         raise ValueError(f"tau must be > 0, got {tau}")
 

@@ -14,6 +14,7 @@ from typing import Dict
 # name -> module; a module is imported only when its experiment is used.
 _MODULES = {
     "saxe-modes": "experiments.saxe_modes",
+    "lambda-balanced": "experiments.lambda_balanced",
 }
 
 
