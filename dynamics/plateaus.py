@@ -1,0 +1,215 @@
+"""Automatic plateau and transition detection on a loss curve.
+
+Saddle-to-saddle dynamics (Zhang, Saxe & Latham, arXiv 2512.20607; Jacot et
+al. 2021, arXiv 2106.15933) give loss curves made of flat plateaus joined by
+sharp drops. ``detect_plateaus`` finds them on any recorded curve — log-spaced
+or linear time grid, gradient flow or GD (t = step, DESIGN.md) — without being
+told how many there are.
+
+Method. Plateaus of saddle-to-saddle curves are evenly spread in log time
+(depth ≥ 3: t_k ∝ 1/s_k) or have widths ∝ log(1/init) (depth 2), and their
+heights span orders of magnitude (a mode of strength s removes s²/2 of loss),
+so the detector works in the coordinates
+
+    x = ln t,        z = ln(L − L_min + floor · ΔL),      ΔL = max L − min L,
+
+where a plateau is flat whatever its height and a drop of any size is a steep
+descent. The curve is resampled on a uniform grid in x, lightly smoothed, and
+its log-log slope ρ = −dz/dx (the rate at which the excess loss decays per
+e-fold of time) computed. A point is flat when |ρ| < ``slope_tol``, or when it
+lies in a deep valley of ρ between two steep drops less than ``window`` apart
+(|ρ| below ``valley_frac`` of the smaller of the two peaks); a plateau is
+a maximal run of flat points at least ``min_length`` long (in ln t); adjacent
+runs whose levels differ by less than ``merge_tol`` of the excess loss above
+L_min are merged (no real drop between them). The plateau loss is the median of
+the loss over the run, and the transition between plateaus k and k+1 is the
+time at which the loss has covered a fraction ``level`` of the drop between
+them (linear interpolation in ln t between recorded points).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Plateaus(NamedTuple):
+    """Plateaus of a loss curve, in time order.
+
+    plateau_losses: (n,) loss on each plateau (median over the plateau).
+    transition_times: (n − 1,) time at which the loss covers the fraction
+      ``level`` of the drop from plateau k to plateau k + 1.
+    starts, ends: (n,) indices into the input arrays of the first and last
+      recorded point of each plateau (inclusive).
+    plateau_times: (n,) geometric mid-time of each plateau.
+    """
+
+    plateau_losses: np.ndarray
+    transition_times: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    plateau_times: np.ndarray
+
+    @property
+    def n_plateaus(self) -> int:
+        return int(self.plateau_losses.shape[0])
+
+
+def _runs(mask: np.ndarray) -> list:
+    """[(i, j)] inclusive index ranges of the maximal True runs of a boolean array."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0] - 1))
+
+
+def _smooth(z: np.ndarray, width: float) -> np.ndarray:
+    """Gaussian smoothing with std ``width`` grid points, edges reflected."""
+    if width < 0.5:
+        return z
+    half = int(np.ceil(4 * width))
+    k = np.exp(-0.5 * (np.arange(-half, half + 1) / width) ** 2)
+    padded = np.pad(z, half, mode="reflect")
+    return np.convolve(padded, k / k.sum(), mode="valid")
+
+
+def _crossing_time(t: np.ndarray, y: np.ndarray, lo: int, hi: int, target: float) -> float:
+    """First time in t[lo..hi] where y falls to ``target``, interpolated linearly in ln t."""
+    below = np.nonzero(y[lo : hi + 1] <= target)[0]
+    if below.size == 0:
+        return float("nan")
+    i = lo + int(below[0])
+    if i == lo:
+        return float(t[i])
+    t0, t1, y0, y1 = t[i - 1], t[i], y[i - 1], y[i]
+    f = (y0 - target) / (y0 - y1) if y0 != y1 else 1.0
+    if t0 > 0:
+        return float(np.exp(np.log(t0) + f * (np.log(t1) - np.log(t0))))
+    return float(t0 + f * (t1 - t0))
+
+
+def detect_plateaus(
+    t,
+    loss,
+    *,
+    slope_tol: float = 0.1,
+    valley_frac: float = 0.2,
+    window: float = 1.0,
+    min_length: float = 0.05,
+    merge_tol: float = 0.05,
+    floor: float = 1e-3,
+    level: float = 0.75,
+    smooth: float = 0.01,
+    n_grid: int = 4096,
+) -> Plateaus:
+    """Find the plateaus of a loss curve and the transitions between them.
+
+    Args:
+      t: (T,) non-decreasing recording times (flow time, or GD step index);
+        points with t ≤ 0 are used for the levels and crossings but not for
+        the slope, which is taken in ln t.
+      loss: (T,) loss at those times.
+      slope_tol: a point is flat when the excess loss L − L_min decays by less
+        than this per e-fold of time, |d ln(L − L_min + floor·ΔL) / d ln t| < slope_tol.
+      valley_frac, window: a point is also flat when |ρ| is below valley_frac
+        times the smaller of the largest ρ within ``window`` (in ln t) before
+        it and after it: the bottom of a valley between two close transitions,
+        where the next drop starts before the last has fully settled.
+      min_length: shortest plateau, in units of ln t (0.05 ≈ a 5% stretch of time).
+      merge_tol: adjacent flat runs whose losses differ by less than this
+        fraction of the excess loss L − L_min of the earlier one are one plateau.
+      floor: the excess loss is floored at floor·ΔL (ΔL = max L − min L), so
+        drops smaller than that are not resolved and noise at the end is flat.
+      level: the transition from plateau k to k+1 is the time at which the loss
+        reaches L_k − level·(L_k − L_{k+1}). The default 0.75 marks the instant
+        a linear-network mode is half learned: a mode of strength s moving from
+        u = 0 to u lowers the loss by s u − u²/2 = (s²/2)[1 − (1 − u/s)²], which
+        is 3/4 of its drop s²/2 at u = s/2 (Saxe et al. 2014, arXiv 1312.6120).
+        level = 0.5 gives the loss midpoint, reached at u = (1 − 1/√2) s.
+      smooth: std of the Gaussian smoothing of the log-excess, in units of ln t
+        (0 disables it).
+      n_grid: points of the uniform ln t grid the curve is resampled on.
+
+    Returns:
+      Plateaus (plateau_losses, transition_times, starts, ends, plateau_times).
+      A flat curve has one plateau and no transitions; a single drop between
+      two flat stretches has two plateaus (before and after) and one
+      transition, matching ``theory.saddle.plateau_losses`` (r modes → r + 1
+      plateaus). A curve that does not flatten at its start or end has no
+      plateau there. Host-side numpy: not for use under ``jax.jit``.
+    """
+    t = np.asarray(t, dtype=float).ravel()
+    y = np.asarray(loss, dtype=float).ravel()
+    if t.shape != y.shape or t.size < 3:
+        raise ValueError(f"t and loss must be 1-D of equal length ≥ 3, got shapes {t.shape} and {y.shape}")
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(y))):
+        raise ValueError("t and loss must be finite (a diverged run has no plateaus)")
+    if np.any(np.diff(t) < 0):
+        raise ValueError("t must be non-decreasing")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if slope_tol <= 0 or min_length < 0 or merge_tol < 0 or floor <= 0 or n_grid < 16:
+        raise ValueError(
+            f"need slope_tol > 0, min_length ≥ 0, merge_tol ≥ 0, floor > 0, n_grid ≥ 16; got "
+            f"{slope_tol}, {min_length}, {merge_tol}, {floor}, {n_grid}"
+        )
+
+    positive = t > 0
+    if np.count_nonzero(positive) < 3:
+        raise ValueError("need at least 3 recorded times t > 0")
+    y_min, drop = float(np.min(y)), float(np.max(y) - np.min(y))
+    whole = lambda: Plateaus(np.array([float(np.median(y))]), np.zeros(0), np.array([0]), np.array([t.size - 1]),
+                             np.array([float(np.sqrt(t[positive][0] * t[-1]))]))
+    if drop <= 1e-12 * max(1.0, float(np.max(np.abs(y)))):
+        return whole()
+
+    # Uniform grid in ln t; log excess loss; its slope.
+    x_rec, y_rec = np.log(t[positive]), y[positive]
+    x_rec, keep = np.unique(x_rec, return_index=True)  # repeated times: keep the first
+    y_rec = y_rec[keep]
+    xg = np.linspace(x_rec[0], x_rec[-1], n_grid)
+    z = np.log(np.interp(xg, x_rec, y_rec) - y_min + floor * drop)
+    dx = xg[1] - xg[0]
+    z = _smooth(z, smooth / dx)
+    rho = -np.gradient(z, dx)
+
+    # Flat: slower than slope_tol, or than valley_frac of the nearer of the two steepest
+    # drops within ``window`` on either side (a valley between two close transitions).
+    w = max(1, int(round(window / dx)))
+    padded = np.pad(rho, w, mode="constant", constant_values=-np.inf)
+    win = np.lib.stride_tricks.sliding_window_view(padded, w + 1)
+    left, right = win[:n_grid].max(axis=1), win[w : w + n_grid].max(axis=1)
+    tol = np.maximum(slope_tol, valley_frac * np.minimum(left, right))
+    runs = [(i, j) for i, j in _runs(np.abs(rho) < tol) if xg[j] - xg[i] >= min_length]
+    if not runs:
+        return Plateaus(np.zeros(0), np.zeros(0), np.zeros(0, int), np.zeros(0, int), np.zeros(0))
+
+    def level_of(i, j):
+        yg = np.interp(xg[i : j + 1], x_rec, y_rec)
+        return float(np.median(yg))
+
+    merged = [list(runs[0])]
+    for i, j in runs[1:]:
+        prev = level_of(*merged[-1])
+        if abs(prev - level_of(i, j)) <= merge_tol * (prev - y_min + floor * drop):
+            merged[-1][1] = j
+        else:
+            merged.append([i, j])
+
+    # Map grid runs back to indices of the input arrays (t ≤ 0 points join the first plateau).
+    t_lo, t_hi = np.exp(xg[[i for i, _ in merged]]), np.exp(xg[[j for _, j in merged]])
+    starts = np.searchsorted(t, t_lo * (1 - 1e-12), side="left")
+    ends = np.searchsorted(t, t_hi * (1 + 1e-12), side="right") - 1
+    if merged[0][0] == 0:
+        starts[0] = 0
+    ends = np.maximum(ends, starts)
+    levels = np.array([level_of(i, j) for i, j in merged])
+    # A flat run inside a merged plateau's gap keeps the median of the flat points only.
+    for k, (i, j) in enumerate(merged):
+        flat = np.abs(rho[i : j + 1]) < tol[i : j + 1]
+        levels[k] = float(np.median(np.interp(xg[i : j + 1][flat], x_rec, y_rec)))
+
+    trans = np.array([
+        _crossing_time(t, y, int(ends[k]), int(starts[k + 1]), levels[k] - level * (levels[k] - levels[k + 1]))
+        for k in range(len(merged) - 1)
+    ])
+    mids = np.sqrt(t_lo * t_hi)
+    return Plateaus(levels, trans, starts.astype(int), ends.astype(int), mids)
