@@ -15,6 +15,7 @@ from typing import Dict
 _MODULES = {
     "saxe-modes": "experiments.saxe_modes",
     "lambda-balanced": "experiments.lambda_balanced",
+    "saddle-to-saddle": "experiments.saddle_to_saddle",
 }
 
 

@@ -26,3 +26,12 @@ def legend_sim_theory(ax) -> None:
     ax.plot([], [], color="0.4", label="simulation", **SIM)
     ax.plot([], [], label="theory", **THEORY)
     ax.legend(fontsize=8, frameon=False)
+
+
+def progress(items, enabled: bool, desc: str):
+    """tqdm over items when enabled (the CLI's progress bars), else the items."""
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, leave=False)

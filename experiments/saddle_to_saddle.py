@@ -1,0 +1,166 @@
+"""Saddle-to-saddle dynamics of deep linear networks from small random init
+(Zhang, Saxe & Latham, arXiv 2512.20607, Fig. 2a; Saxe et al. 2014, arXiv 1312.6120;
+Jacot et al. 2021, arXiv 2106.15933).
+
+From i.i.d. N(0, σ²) weights, gradient flow visits the rank-k saddles in turn:
+the loss sits on plateaus L_k = ½ tr Σyy − ½ Σ_{α≤k} s_α² (fixed by the data)
+and drops when mode k is learned, at times fixed by the init: ∝ log(1/σ)/s_k at
+depth 2 and ∝ σ^{−(L−2)}/s_k at depth L ≥ 3 (``theory.saddle``). The rank of W
+(singular values above half the target's) climbs a staircase. Each depth is
+simulated for several seeds (f64 diffrax flow, vmapped); the theory predicts
+the median transition time over inits, compared with the median detected one.
+
+    saddle run saddle-to-saddle            # depths 2, 3, 4: ~2 min on 2 CPU cores
+    saddle run saddle-to-saddle --smoke    # depths 2, 3: ~25 s
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import dynamics
+import tasks
+from dynamics.plateaus import detect_plateaus
+from experiments import plotting
+from experiments.common import POSITIVE, POSITIVE_INT, POSITIVE_TUPLE, check, check_fields, field, row
+from models import linear
+from theory.saddle import plateau_losses, transition_times
+
+NAME = "saddle-to-saddle"
+DESCRIPTION = "deep linear nets from small random init: plateaus and escape times (arXiv 2512.20607, Fig. 2a)"
+
+_INTS = (lambda v: all(x >= 1 for x in v), "comma-separated integers ≥ 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    s: Tuple[float, ...] = field((4.0, 2.0, 1.0), POSITIVE_TUPLE, "singular values of Σyx (white inputs)")
+    n_io: int = field(8, POSITIVE_INT, "input = output dimension")
+    depths: Tuple[int, ...] = field((2, 3, 4), (lambda v: all(x >= 2 for x in v), "integers ≥ 2"), "weight layers per run")
+    widths: Tuple[int, ...] = field((8, 32, 32), _INTS, "hidden width for each depth")
+    init_scales: Tuple[float, ...] = field((1e-4, 1e-4, 1e-3), POSITIVE_TUPLE, "init std σ for each depth")
+    n_seeds: Tuple[int, ...] = field((6, 8, 16), _INTS, "random inits for each depth")
+    horizon: float = field(1.5, POSITIVE, "simulate to horizon × the last predicted transition time")
+    n_points: int = field(300, (lambda n: n >= 50, "an integer ≥ 50"), "log-spaced recording times")
+    seed: int = field(0, None, "PRNG seed (task basis and inits)")
+
+    def __post_init__(self):
+        check_fields(self)
+        n = len(self.depths)
+        for name in ("widths", "init_scales", "n_seeds"):
+            check(name, getattr(self, name), len(getattr(self, name)) == n, f"one value per depth ({n})")
+        check("s", self.s, list(self.s) == sorted(self.s, reverse=True), "non-increasing values")
+        check("s", self.s, len(self.s) <= self.n_io, f"at most n_io = {self.n_io} values")
+        check("init_scales", self.init_scales, max(self.init_scales) <= 1e-2, "σ ≤ 1e-2 (the small-init regime)")
+
+
+def smoke() -> Config:
+    return Config(depths=(2, 3), widths=(8, 32), init_scales=(1e-4, 1e-4), n_seeds=(6, 8), n_points=200)
+
+
+def _simulate_depth(task, depth, width, sigma, n_seeds, cfg, key):
+    sizes = (cfg.n_io,) + (width,) * (depth - 1) + (cfg.n_io,)
+    predicted = np.asarray(transition_times(cfg.s, init_scale=sigma, depth=depth, width=width))
+    times = np.concatenate([[0.0], np.geomspace(0.02 * predicted[0], cfg.horizon * predicted[-1], cfg.n_points)])
+
+    def loss(params, _):
+        return dynamics.linear_loss_from_stats(linear.end_to_end(params), task.sigma_xx, task.sigma_yx, task.trace_yy)
+
+    def observe(params):
+        return {"modes": linear.mode_strengths(params, task.u, task.v),
+                "svals": jnp.linalg.svd(linear.end_to_end(params), compute_uv=False)}
+
+    def run(k):
+        # rtol 1e-6 suffices: times are compared at 10%, plateaus at 2%; atol scales with σ²
+        traj = dynamics.gradient_flow(loss, linear.init_gaussian(k, sizes, std=sigma), None, times=times,
+                                      observe=observe, rtol=1e-6, atol=1e-6 * sigma**2)
+        return traj.loss, traj.stats
+
+    losses, stats = jax.jit(jax.vmap(run))(jax.random.split(key, n_seeds))
+    return times, np.asarray(losses), np.asarray(stats["modes"]), np.asarray(stats["svals"])
+
+
+def simulate(cfg: Config, progress: bool = False) -> dict:
+    key_task, key_init = jax.random.split(jax.random.key(cfg.seed))
+    task = tasks.teacher(key_task, n_in=cfg.n_io, n_out=cfg.n_io, s=cfg.s)
+    out = {"s": np.asarray(task.s), "trace_yy": np.asarray(task.trace_yy)}
+    runs = zip(cfg.depths, cfg.widths, cfg.init_scales, cfg.n_seeds, jax.random.split(key_init, len(cfg.depths)))
+    for depth, width, sigma, n_seeds, key in plotting.progress(list(runs), progress, desc="depths"):
+        t, loss, modes, svals = _simulate_depth(task, depth, width, sigma, n_seeds, cfg, key)
+        out.update({f"t_{depth}": t, f"loss_{depth}": loss, f"modes_{depth}": modes, f"svals_{depth}": svals})
+    return out
+
+
+def _half_times(t, modes, s):
+    """(seeds, r) first time u_k reaches s_k/2 (interpolated in ln t); inf if never."""
+    out = np.full(modes.shape[::2], np.inf)
+    for i in range(modes.shape[0]):
+        for k, sk in enumerate(s):
+            j = int(np.argmax(modes[i, :, k] >= sk / 2))
+            if j > 0:
+                f = (sk / 2 - modes[i, j - 1, k]) / (modes[i, j, k] - modes[i, j - 1, k])
+                out[i, k] = np.exp(np.log(t[j - 1]) + f * np.log(t[j] / t[j - 1]))
+    return out
+
+
+def verify(arrays: dict, cfg: Config) -> list:
+    """Per depth: plateau count (exact), plateau losses (2% relative; the last,
+    zero, plateau is compared on the scale ½ tr Σyy), and the median over seeds
+    of each mode's half-learning time vs ``transition_times`` (10%: the theory
+    is a median over inits, and 6-16 seeds pin the sample median to a few %)."""
+    s, trace_yy = arrays["s"], float(arrays["trace_yy"])
+    theory_pl = np.asarray(plateau_losses(s, trace_yy=trace_yy))
+    rows = []
+    for depth, width, sigma in zip(cfg.depths, cfg.widths, cfg.init_scales):
+        t, losses = arrays[f"t_{depth}"], arrays[f"loss_{depth}"]
+        found = [detect_plateaus(t, loss) for loss in losses]
+        counts = [p.n_plateaus for p in found]
+        count = max(set(counts), key=counts.count)
+        rows.append(row(f"depth {depth}: plateau count (most common over seeds)", len(theory_pl), count, tol=0, relative=False))
+        agree = [p for p in found if p.n_plateaus == len(theory_pl)]
+        if agree:
+            sim_pl = np.median([p.plateau_losses for p in agree], axis=0)
+            for k, (th, sim) in enumerate(zip(theory_pl, sim_pl)):
+                if th > 1e-9 * trace_yy:
+                    rows.append(row(f"depth {depth}: plateau {k} loss", th, sim, tol=0.02))
+                else:
+                    rows.append(row(f"depth {depth}: plateau {k} loss / (tr Syy / 2)", 0.0, sim / (0.5 * trace_yy), tol=0.02, relative=False))
+        theory_t = np.asarray(transition_times(s, init_scale=sigma, depth=depth, width=width))
+        sim_t = np.median(_half_times(t, arrays[f"modes_{depth}"], s), axis=0)
+        for k in range(len(s)):
+            rows.append(row(f"depth {depth}: mode {k + 1} transition time (median, sigma={sigma:g})", theory_t[k], sim_t[k], tol=0.10))
+    return rows
+
+
+def plot(arrays: dict, cfg: Config) -> dict:
+    s, trace_yy = arrays["s"], float(arrays["trace_yy"])
+    theory_pl = np.asarray(plateau_losses(s, trace_yy=trace_yy))
+    fig, grid = plotting.plt.subplots(2, len(cfg.depths), figsize=(4.3 * len(cfg.depths), 6.4), squeeze=False, sharex="col")
+    threshold = 0.5 * float(np.min(s))
+    for j, (depth, width, sigma) in enumerate(zip(cfg.depths, cfg.widths, cfg.init_scales)):
+        ax_loss, ax_rank = grid[0, j], grid[1, j]
+        t = arrays[f"t_{depth}"][1:]
+        theory_t = np.asarray(transition_times(s, init_scale=sigma, depth=depth, width=width))
+        for i, loss in enumerate(arrays[f"loss_{depth}"]):
+            ax_loss.plot(t, loss[1:], color="C0", lw=1.2, alpha=0.5, label="simulation (seeds)" if i == 0 else None)
+            rank = np.sum(arrays[f"svals_{depth}"][i, 1:] > threshold, axis=1)
+            ax_rank.plot(t, rank + 0.03 * (i - len(arrays[f"loss_{depth}"]) / 2), color="C0", lw=1.2, alpha=0.5)
+        floor = 1e-4 * trace_yy
+        for k, level in enumerate(theory_pl):
+            ax_loss.axhline(max(level, floor), label="plateau theory" if k == 0 else None, **plotting.THEORY)
+        for k, tk in enumerate(theory_t):
+            for ax in (ax_loss, ax_rank):
+                ax.axvline(tk, color="C3", ls=":", lw=1.2, label="transition theory" if (k == 0 and ax is ax_loss) else None)
+        ax_rank.step(np.concatenate([[t[0]], theory_t, [t[-1]]]), np.arange(len(s) + 2).clip(max=len(s)),
+                     where="post", label="theory", **plotting.THEORY)
+        ax_loss.set(xscale="log", yscale="log", ylim=(floor / 2, trace_yy), ylabel="loss L = ½E‖y − ŷ‖²",
+                    title=f"depth {depth}, width {width}, σ = {sigma:g}")
+        ax_rank.set(xscale="log", xlabel="time t/τ (log)", ylabel=f"rank of W (σ_i > {threshold:g})")
+        ax_loss.legend(fontsize=7, frameon=False, loc="lower left")
+        ax_rank.legend(fontsize=7, frameon=False, loc="upper left")
+    fig.tight_layout()
+    return {"saddle_to_saddle": fig}
