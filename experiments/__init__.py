@@ -16,6 +16,7 @@ _MODULES = {
     "saxe-modes": "experiments.saxe_modes",
     "lambda-balanced": "experiments.lambda_balanced",
     "saddle-to-saddle": "experiments.saddle_to_saddle",
+    "semantic-hierarchy": "experiments.semantic_hierarchy",
 }
 
 
