@@ -32,7 +32,7 @@ def simulate(depth, width, init_scale, n_seeds, s=S, horizon=1.5):
 
 
 @functools.lru_cache(maxsize=None)
-def _simulate(depth, width, init_scale, n_seeds, s, horizon, n_io=8, n_points=300, seed=0):
+def _simulate(depth, width, init_scale, n_seeds, s, horizon, n_io=8, n_points=600, seed=0):
     task = tasks.teacher(jax.random.key(100 + seed), n_in=n_io, n_out=n_io, s=s)
     sizes = (n_io,) + (width,) * (depth - 1) + (n_io,)
     predicted = np.asarray(transition_times(s, init_scale=init_scale, depth=depth, width=width))
@@ -176,8 +176,9 @@ def test_depth2_matches_simulation():
 
 
 def test_depth3_matches_simulation():
-    # Width 32: the spread of escape times over inits is ≈ 0.5/√h, so 8 seeds pin the median to a few %.
-    _check_against_simulation(depth=3, width=32, init_scale=1e-4, n_seeds=8)
+    # Width 32: the spread of escape times over inits is ≈ 0.5/√h for mode 1 (≈ 10% per seed for
+    # mode 3, with a tail to late times), so 16 seeds pin the medians to ≈ 3%.
+    _check_against_simulation(depth=3, width=32, init_scale=1e-4, n_seeds=16)
 
 
 @pytest.mark.slow
