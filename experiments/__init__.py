@@ -17,6 +17,7 @@ _MODULES = {
     "lambda-balanced": "experiments.lambda_balanced",
     "saddle-to-saddle": "experiments.saddle_to_saddle",
     "semantic-hierarchy": "experiments.semantic_hierarchy",
+    "diagonal-sparse": "experiments.diagonal_sparse",
 }
 
 
