@@ -18,6 +18,8 @@ _MODULES = {
     "saddle-to-saddle": "experiments.saddle_to_saddle",
     "semantic-hierarchy": "experiments.semantic_hierarchy",
     "diagonal-sparse": "experiments.diagonal_sparse",
+    "linear-attention-plateaus": "experiments.linear_attention_plateaus",
+    "attention-heads": "experiments.attention_heads",
 }
 
 

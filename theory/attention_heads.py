@@ -1,0 +1,111 @@
+"""Which head learns which eigen-direction, and when: separate-KQ linear attention
+with rank-one heads from small random init (Zhang, Singh, Latham & Saxe, ICML 2025,
+arXiv 2501.16265; heads as the units of saddle-to-saddle dynamics, arXiv 2512.20607).
+
+Setting and conventions as in ``theory.attention_icl``: Λ = diag(lam), ½-loss
+(DESIGN), gradient flow τ dθ/dt = −∂L/∂θ. On the invariant manifold head h has a
+value scalar v_h = W^V_h[D, D] and rank-one key/query x-parts k_h, q_h ∈ R^D, and
+Γ_dd = Σ_h v_h k_hd q_hd. Near the origin the loss is linear in Γ,
+L ≈ ½ trΛ − Σ_d s_d Γ_dd (s_d = λ_d²), so the heads decouple and each obeys
+
+    v̇ = Σ_d s_d k_d q_d,   k̇_d = s_d v q_d,   q̇_d = s_d v k_d        (τ = 1).
+
+With T(t) = ∫₀ᵗ v dt', (k_d ± q_d)(t) = (k_d ± q_d)(0) e^{±s_d T}, hence one scalar
+ODE per head,
+
+    T̈ = Σ_d s_d [c_d² e^{2 s_d T} − e_d² e^{−2 s_d T}] / 4,   c = k + q, e = k − q,
+    Γ^h_dd(t) = v [c_d² e^{2 s_d T} − e_d² e^{−2 s_d T}] / 4,
+
+which blows up in finite time (a depth-3 escape). The first head whose Γ^h_dd
+reaches half its learned value s_d/(2ρ_d) (ρ_d from ``mode_moments``) takes
+direction d: the loss drops by one plateau. A rank-one head cannot take a
+second direction (its off-diagonal Γ_ab = v k_a q_b would cost A_a λ_b Γ_ab²),
+and a learned direction has zero residual gradient, so both leave the race; the
+other heads keep their (T, v) and go on with the remaining directions. Repeating
+gives the head order, the direction order and the drop times. Leading order in
+the init scale: it neglects the quadratic loss terms before each escape and the
+finite width of each drop.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from theory.attention_icl import mode_moments
+
+
+class HeadEscapes(NamedTuple):
+    """Escapes in time order (one per eigen-direction, at most H).
+
+    times: (M,) time at which head ``heads[m]`` has learned half of direction ``directions[m]``.
+    heads: (M,) index of the head that switches on at drop m.
+    directions: (M,) index (into ``lam``) of the eigen-direction it learns.
+    """
+
+    times: np.ndarray
+    heads: np.ndarray
+    directions: np.ndarray
+
+
+def separate_kq_head_escapes(lam, *, n_context: int, v0, k0, q0, tau: float = 1.0,
+                             noise_std: float = 0.0, rtol: float = 1e-9) -> HeadEscapes:
+    """Predicted switch-on order and times of rank-one separate-KQ heads from their init.
+
+    Args:
+      lam: (D,) eigenvalues of Λ (diagonal Λ, directions = coordinates).
+      v0: (H,) initial value scalars W^V_h[D, D].
+      k0, q0: (H, D) initial x-parts of the rank-one key and query of each head
+        (``params["k"][:, 0, :D]``, ``params["q"][:, 0, :D]``).
+      tau: time constant; times come out in DESIGN units (½-loss).
+    Returns ``HeadEscapes`` with min(H, D) escapes (fewer if some head never
+    escapes, which needs an exactly degenerate init).
+    """
+    lam = np.asarray(lam, dtype=float)
+    v0, k0, q0 = (np.asarray(a, dtype=float) for a in (v0, k0, q0))
+    n_heads, d = k0.shape if k0.ndim == 2 else (0, 0)
+    if lam.ndim != 1 or v0.shape != (n_heads,) or k0.shape != (n_heads, lam.size) or q0.shape != k0.shape or n_heads == 0:
+        raise ValueError(f"need v0: (H,), k0, q0: (H, D) with D = len(lam) = {lam.size}; got {v0.shape}, {k0.shape}, {q0.shape}")
+    if tau <= 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    s, rho = mode_moments(lam, n_context=n_context, noise_std=noise_std)
+    c2, e2 = (k0 + q0) ** 2 / 4.0, (k0 - q0) ** 2 / 4.0
+    target = s / (2.0 * rho)
+
+    heads_left, dirs_left = list(range(n_heads)), list(range(d))
+    t_now, big_t, vel = 0.0, np.zeros(n_heads), v0.copy()
+    times, heads, directions = [], [], []
+    while heads_left and dirs_left:
+        hs, ds = np.array(heads_left), np.array(dirs_left)
+        sd, c2h, e2h = s[ds], c2[np.ix_(hs, ds)], e2[np.ix_(hs, ds)]
+
+        def kq(big_t_h):  # (h, d) k_d q_d of each live head along each live direction
+            return c2h * np.exp(2 * sd * big_t_h[:, None]) - e2h * np.exp(-2 * sd * big_t_h[:, None])
+
+        def field(_, y):
+            bt, v = y[: hs.size], y[hs.size:]
+            return np.concatenate([v, kq(bt) @ sd])
+
+        def progress(_, y):  # > 0 once some head has learned half of some direction
+            bt, v = y[: hs.size], y[hs.size:]
+            return float(np.max(v[:, None] * kq(bt) / target[ds])) - 1.0
+
+        progress.terminal, progress.direction = True, 1
+        y0 = np.concatenate([big_t[hs], vel[hs]])
+        # Escapes are finite-time blow-ups: the horizon only needs to exceed the next one.
+        sol = solve_ivp(field, (t_now, t_now + 1e12), y0, method="LSODA", events=progress,
+                        rtol=rtol, atol=1e-14)
+        if sol.status != 1:
+            break
+        y = sol.y_events[0][0]
+        t_now = float(sol.t_events[0][0])
+        big_t[hs], vel[hs] = y[: hs.size], y[hs.size:]
+        frac = y[hs.size:, None] * kq(y[: hs.size]) / target[ds]
+        i, j = np.unravel_index(np.argmax(frac), frac.shape)
+        times.append(t_now * tau)
+        heads.append(int(hs[i]))
+        directions.append(int(ds[j]))
+        heads_left.remove(int(hs[i]))
+        dirs_left.remove(int(ds[j]))
+    return HeadEscapes(np.asarray(times), np.asarray(heads, dtype=int), np.asarray(directions, dtype=int))
