@@ -20,6 +20,7 @@ _MODULES = {
     "diagonal-sparse": "experiments.diagonal_sparse",
     "linear-attention-plateaus": "experiments.linear_attention_plateaus",
     "attention-heads": "experiments.attention_heads",
+    "rich-lazy": "experiments.rich_lazy",
 }
 
 
