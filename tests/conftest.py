@@ -1,8 +1,18 @@
-"""Tests run in float64 with strict dtype promotion (as diffrax/equinox do)."""
+"""Tests run in float64. Modules marked ``pytest.mark.strict_dtypes`` (the
+theory tests) also run under strict dtype promotion, as diffrax/equinox tests
+do, so a theory function never promotes an int or a float32 silently. Tests
+that mix in flax (float32 params) stay on standard promotion."""
 import jax
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture(autouse=True)
+def _dtype_promotion(request):
+    mode = "strict" if request.node.get_closest_marker("strict_dtypes") else "standard"
+    with jax.numpy_dtype_promotion(mode):
+        yield
 
 
 @pytest.fixture

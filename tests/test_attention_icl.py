@@ -17,6 +17,8 @@ from models import attention as att
 from tasks import icl
 from theory import attention_icl as th
 
+pytestmark = pytest.mark.strict_dtypes
+
 LAM_1234 = np.array([1.0, 2.0, 3.0, 4.0]) / 10.0  # Λ ∝ diag(1,2,3,4), tr Λ = 1 (paper's Fig. of separate KQ)
 WHITE = np.full(4, 0.25)  # Λ = I₄/4, tr Λ = 1
 

@@ -9,6 +9,8 @@ import tasks
 from models import linear
 from theory import balanced
 
+pytestmark = pytest.mark.strict_dtypes
+
 SHAPES = {  # (n_in, hidden, n_out), singular values of Σyx
     "in>out": ((5, 3, 4), (3.0, 2.0, 1.0)),
     "in<out": ((3, 2, 6), (2.0, 1.0)),

@@ -16,6 +16,8 @@ from models import linear
 from theory import hierarchy
 from theory.linear import mode_strength
 
+pytestmark = pytest.mark.strict_dtypes
+
 EPS_2Q_EQ_1 = (1 - 1 / np.sqrt(2)) / 2  # 2(1 − 2ε)² = 1: the geometric sums' closed form would divide by 0
 
 

@@ -10,6 +10,8 @@ import tasks
 from models import linear
 from theory.linear import deep_mode_strength, deep_mode_time, linear_loss_at_modes, mode_strength, mode_time
 
+pytestmark = pytest.mark.strict_dtypes
+
 S = (3.0, 2.0, 1.0, 0.5)
 
 

@@ -19,6 +19,8 @@ from models import linear
 from theory.linear import deep_mode_time
 from theory.saddle import effective_u0, escape_constant, plateau_losses, rank_staircase, transition_times
 
+pytestmark = pytest.mark.strict_dtypes
+
 S = (4.0, 2.0, 1.0)
 
 

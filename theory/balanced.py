@@ -77,7 +77,7 @@ def _flow(s, f, z):
     """
     limit = 0.4 * jnp.log(jnp.finfo(z.dtype).max)
     m = jnp.maximum(1, jnp.ceil(jnp.maximum(jnp.max(f), 0.0) * s / limit)).astype(jnp.int32)
-    return jax.lax.fori_loop(0, m, lambda _, zi: _step(s / m, f, zi), z)
+    return jax.lax.fori_loop(0, m, lambda _, zi: _step(s / m.astype(s.dtype), f, zi), z)
 
 
 def _is_concrete(x) -> bool:

@@ -173,7 +173,7 @@ def item_correlation(*, depth: int, flip_prob) -> jax.Array:
     depth = _check_depth(depth)
     _check_flip(flip_prob)
     theta = 1.0 - 2.0 * jnp.asarray(flip_prob, jnp.result_type(float))
-    return theta ** (2 * _np_distance(depth))
+    return theta ** (2 * _np_distance(depth)).astype(theta.dtype)
 
 
 def correlation_eigenvalues(*, depth: int, flip_prob) -> jax.Array:
@@ -192,7 +192,7 @@ def correlation_eigenvalues(*, depth: int, flip_prob) -> jax.Array:
 @functools.partial(jax.jit, static_argnums=0)
 def _eigenvalues(depth, flip_prob):
     q = (1.0 - 2.0 * flip_prob) ** 2
-    partial = jnp.cumsum((2.0 * q) ** jnp.arange(depth))  # partial[n] = Σ_{j=0}^{n} (2q)^j
+    partial = jnp.cumsum((2.0 * q) ** jnp.arange(depth, dtype=q.dtype))  # partial[n] = Σ_{j=0}^{n} (2q)^j
     lam_fine = (1.0 - q) * partial[::-1]  # levels 1..D: Σ up to D − ℓ
     return jnp.concatenate([((2.0 * q) ** depth + lam_fine[0])[None], lam_fine])
 
@@ -281,7 +281,7 @@ def singular_value_std(*, depth: int, flip_prob, n_features) -> jax.Array:
 def _singular_value_std(depth, flip_prob, n_features):
     theta = 1.0 - 2.0 * flip_prob
     coef = jnp.asarray(_np_fourth_moment_polynomial(depth), flip_prob.dtype)
-    e_q2 = coef @ theta ** jnp.arange(coef.shape[1])  # E[(yᵀ Π_ℓ y)²]
+    e_q2 = coef @ theta ** jnp.arange(coef.shape[1], dtype=theta.dtype)  # E[(yᵀ Π_ℓ y)²]
     lam = _eigenvalues(depth, flip_prob)
     mult = jnp.asarray(np.where(np.arange(depth + 1) == 0, 1, 2 ** np.maximum(np.arange(depth + 1) - 1, 0)), flip_prob.dtype)
     var_lam = (e_q2 - (mult * lam) ** 2) / (mult**2 * n_features)
