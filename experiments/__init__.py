@@ -21,6 +21,7 @@ _MODULES = {
     "linear-attention-plateaus": "experiments.linear_attention_plateaus",
     "attention-heads": "experiments.attention_heads",
     "rich-lazy": "experiments.rich_lazy",
+    "softmax-icl-patterns": "experiments.softmax_icl_patterns",
 }
 
 

@@ -1,0 +1,172 @@
+"""Losses of softmax attention and of its reference predictors for in-context linear
+regression (He, Pan, Chen & Yang, "In-Context Linear Regression Demystified", ICML 2025,
+arXiv 2503.12734; code github.com/XintianPan/ICL_linear).
+
+Task in the paper's units: context xₗ ~ N(0, I_d), ℓ = 1..L, query x_q ~ N(0, I_d),
+β ~ N(0, I_d/d), yₗ = βᵀxₗ + εₗ, y_q = βᵀx_q + ε_q, ε ~ N(0, σ²) (``noise_var`` = σ²),
+so E y_q² = 1 + σ². (``tasks.icl`` with lam = 1/d and x rescaled by √d draws exactly this.)
+
+Reduced model of H heads (the emergent patterns KQ_h = ω_h I_d, OV_h = μ_h e_{d+1})::
+
+    ŷ = Σ_h μ_h Σₗ yₗ softmax_ℓ(ω_h xₗᵀx_q).
+
+Every loss here follows DESIGN: L = ½ E(y_q − ŷ)² (the paper's loss without the ½).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _check(d, n_context, noise_var):
+    if int(d) != d or d < 1:
+        raise ValueError(f"d must be an integer ≥ 1, got {d!r}")
+    if np.any(np.asarray(n_context) < 2):
+        raise ValueError(f"n_context must be ≥ 2 (the debiased predictor needs two examples), got {n_context!r}")
+    if noise_var < 0:
+        raise ValueError(f"noise_var must be ≥ 0, got {noise_var}")
+
+
+def _head_matrix(omega, *, d, n_context, noise_var):
+    """M(ω) = ωωᵀ + (1+σ²)/L · exp(d ωωᵀ) (entry-wise exp), the paper's quadratic form."""
+    omega = np.asarray(omega, dtype=float)
+    outer = np.outer(omega, omega)
+    return outer + (1.0 + noise_var) / n_context * np.exp(d * outer)
+
+
+def approx_loss(mu, omega, *, d: int, n_context: int, noise_var: float) -> float:
+    """Large-L, large-d loss of the reduced H-head model (arXiv 2503.12734, the loss L̃(μ, ω)
+    of the paper's reduced-model analysis; ``TFEst.approx_loss`` in their code), halved:
+
+        L̃ = ½ [1 + σ² − 2 μᵀω + μᵀ (ωωᵀ + (1+σ²)/L · exp(d ωωᵀ)) μ].
+
+    Derivation: for large L the softmax read-out of head h is ω_h βᵀx_q plus a
+    fluctuation of variance ∝ 1/L; heads h, h' fluctuate together with covariance
+    (1+σ²) exp(ω_h ω_h' ‖x_q‖²)/L, and ‖x_q‖² ≈ d.
+    """
+    _check(d, n_context, noise_var)
+    mu = np.asarray(mu, dtype=float)
+    omega = np.asarray(omega, dtype=float)
+    if mu.shape != omega.shape or mu.ndim != 1:
+        raise ValueError(f"mu and omega must be 1-D of the same length H, got {mu.shape} and {omega.shape}")
+    m = _head_matrix(omega, d=d, n_context=n_context, noise_var=noise_var)
+    return 0.5 * float(1.0 + noise_var - 2.0 * mu @ omega + mu @ m @ mu)
+
+
+def finite_d_loss(mu, omega, *, d: int, n_context: int, noise_var: float) -> float:
+    """Leading order in 1/L of the reduced H-head loss, exact in d (our refinement of the
+    paper's ``approx_loss``, same derivation without ‖x_q‖² ≈ d, arXiv 2503.12734):
+
+        L₁ = ½ [1 + σ² − 2 μᵀω + μᵀ (ωωᵀ + V/L) μ],
+        V_hh' = (1+σ²)(1 − 2t)^{−d/2} + t (1 − 2t)^{−d/2−1},   t = ω_h ω_h'  (t < ½).
+
+    Head h reads ω_h βᵀx_q + δ_h; given x_q, β the fluctuations have covariance
+    E[(y − ω_h u)(y − ω_h' u) e^{(ω_h+ω_h') xᵀx_q}] / (L e^{(ω_h²+ω_h'²)‖x_q‖²/2})
+    = e^{t‖x_q‖²}(‖β‖² + σ² + t u²)/L, u = βᵀx_q; averaging over ‖x_q‖² ~ χ²_d
+    (E e^{ts} = (1−2t)^{−d/2}) gives V. As d → ∞ with dω² fixed, V → (1+σ²)e^{d ωωᵀ}.
+    """
+    _check(d, n_context, noise_var)
+    mu, omega = np.asarray(mu, dtype=float), np.asarray(omega, dtype=float)
+    if mu.shape != omega.shape or mu.ndim != 1:
+        raise ValueError(f"mu and omega must be 1-D of the same length H, got {mu.shape} and {omega.shape}")
+    t = np.outer(omega, omega)
+    if np.any(t >= 0.5):
+        raise ValueError(f"finite_d_loss needs ω_h ω_h' < 1/2 (the χ² moment diverges), got omega={omega}")
+    v = (1.0 + noise_var) * (1 - 2 * t) ** (-d / 2) + t * (1 - 2 * t) ** (-d / 2 - 1)
+    return 0.5 * float(1.0 + noise_var - 2.0 * mu @ omega + mu @ (t + v / n_context) @ mu)
+
+
+def optimal_mu(omega, *, d: int, n_context: int, noise_var: float) -> np.ndarray:
+    """μ*(ω) = M(ω)⁻¹ ω, the minimiser of ``approx_loss`` over the output weights."""
+    _check(d, n_context, noise_var)
+    omega = np.asarray(omega, dtype=float)
+    return np.linalg.solve(_head_matrix(omega, d=d, n_context=n_context, noise_var=noise_var), omega)
+
+
+def single_head_optimum(*, d: int, n_context: int, noise_var: float) -> tuple:
+    """(ω*, μ*) minimising ``approx_loss`` for H = 1: ω* = 1/√d, μ* = √d / (1 + e d (1+σ²)/L).
+
+    With one head L̃ = ½[1+σ² − ω²/(ω² + c e^{dω²})], c = (1+σ²)/L, is smallest where
+    e^{dω²}/ω² is, i.e. dω² = 1.
+    """
+    _check(d, n_context, noise_var)
+    omega = 1.0 / np.sqrt(d)
+    return omega, np.sqrt(d) / (1.0 + np.e * d * (1.0 + noise_var) / n_context)
+
+
+def single_head_optimal_loss(*, d: int, n_context: int, noise_var: float) -> float:
+    """min over (μ, ω) of ``approx_loss`` for one head (arXiv 2503.12734, single-head optimum):
+
+        L*_1 = ½ [1 + σ² − 1 / (1 + e · d(1+σ²)/L)].
+
+    The factor e is the price of the softmax normaliser one head cannot cancel.
+    """
+    _check(d, n_context, noise_var)
+    return 0.5 * (1.0 + noise_var - 1.0 / (1.0 + np.e * d * (1.0 + noise_var) / n_context))
+
+
+def multi_head_optimal_loss(*, d: int, n_context: int, noise_var: float) -> float:
+    """inf over (μ, ω) of ``approx_loss`` for H ≥ 2 heads (arXiv 2503.12734, multi-head optimum):
+
+        L*_H = ½ [1 + σ² − 1 / (1 + d(1+σ²)/L)],   H ≥ 2.
+
+    exp(d ωωᵀ) = 11ᵀ + d ωωᵀ + Σ_{k≥2} dᵏ/k! ω^{∘k} ω^{∘k}ᵀ ⪰ 11ᵀ + d ωωᵀ, so
+    ωᵀM⁻¹ω ≤ 1/(1 + d(1+σ²)/L), with equality approached for Σ_h ω_h = 0 and ω → 0
+    (e.g. ω = (ω, −ω), μ = (μ, −μ), μω fixed): the zero-sum pattern, and the
+    debiased-GD predictor (``debiased_gd_loss``) in the limit.
+    """
+    _check(d, n_context, noise_var)
+    return 0.5 * (1.0 + noise_var - 1.0 / (1.0 + d * (1.0 + noise_var) / n_context))
+
+
+def debiased_gd_loss(eta, *, d: int, n_context, noise_var: float):
+    """Exact loss of the debiased one-step GD predictor ŷ = η x_qᵀ (1/L) Σₗ yₗ (xₗ − x̄)
+    (x̄ the context mean; ``TFEst.DGDEst`` of the paper's code, arXiv 2503.12734):
+
+        L = ½ [1 + σ² − 2η (L−1)/L + η² (L−1)(L + d(1+σ²)) / L²].
+
+    Derivation: W = Σₗ(xₗ − x̄)(xₗ − x̄)ᵀ ~ Wishart_d(L−1, I), E W = (L−1)I,
+    E W² = (L−1)(L+d)I; E βᵀWβ = L−1, E βᵀW²β = (L−1)(L+d), and the noise adds σ² E tr W = σ²(L−1)d.
+    Works elementwise on arrays of η and L (length generalisation at fixed η).
+    """
+    _check(d, n_context, noise_var)
+    n = np.asarray(n_context, dtype=float)
+    eta = np.asarray(eta, dtype=float)
+    return 0.5 * (1.0 + noise_var - 2.0 * eta * (n - 1) / n + eta**2 * (n - 1) * (n + d * (1.0 + noise_var)) / n**2)
+
+
+def debiased_gd_optimal_step(*, d: int, n_context, noise_var: float):
+    """η* = L / (L + d(1+σ²)), the minimiser of ``debiased_gd_loss``."""
+    _check(d, n_context, noise_var)
+    n = np.asarray(n_context, dtype=float)
+    return n / (n + d * (1.0 + noise_var))
+
+
+def debiased_gd_optimal_loss(*, d: int, n_context, noise_var: float):
+    """min_η ``debiased_gd_loss`` = ½ [1 + σ² − (L−1) / (L + d(1+σ²))] (exact, any d, L ≥ 2).
+
+    To leading order in 1/L and 1/d this is ``multi_head_optimal_loss``: the paper's
+    statement that multi-head softmax attention implements debiased GD.
+    """
+    _check(d, n_context, noise_var)
+    n = np.asarray(n_context, dtype=float)
+    return 0.5 * (1.0 + noise_var - (n - 1) / (n + d * (1.0 + noise_var)))
+
+
+def bayes_ridge_loss(*, d: int, n_context, noise_var: float):
+    """Bayes-optimal (ridge, λ = σ²d) loss in the proportional limit d, L → ∞, ξ = d/L
+    (arXiv 2503.12734, its Bayes-risk reference; ``ridge_loss`` in their code):
+
+        L_Bayes = ¼ [σ² + (ξ−1)/ξ + √(4σ² + (σ² + (1−ξ)/ξ)²)].
+
+    Derivation: the posterior mean is ridge with λ = σ²d; its risk is
+    σ² + σ² tr((XᵀX + σ²d I)⁻¹) = σ² + σ² ξ m(−σ²ξ) with m the Marchenko-Pastur
+    Stieltjes transform (ratio ξ), the root of ξλm² + (1 − ξ + λ)m − 1 = 0.
+    Needs σ² > 0 (for σ² = 0 the limit is max(0, 1 − 1/ξ)/2).
+    """
+    _check(d, n_context, noise_var)
+    if noise_var == 0:
+        xi = d / np.asarray(n_context, dtype=float)
+        return 0.5 * np.maximum(0.0, 1.0 - 1.0 / xi)
+    xi = d / np.asarray(n_context, dtype=float)
+    s2 = noise_var
+    return 0.25 * (s2 + (xi - 1) / xi + np.sqrt(4 * s2 + (s2 + (1 - xi) / xi) ** 2))
