@@ -22,6 +22,8 @@ _MODULES = {
     "attention-heads": "experiments.attention_heads",
     "rich-lazy": "experiments.rich_lazy",
     "softmax-icl-patterns": "experiments.softmax_icl_patterns",
+    "conv-kernels": "experiments.conv_kernels",
+    "activation-geometry": "experiments.activation_geometry",
 }
 
 
