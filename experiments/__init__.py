@@ -16,14 +16,15 @@ _MODULES = {
     "saxe-modes": "experiments.saxe_modes",
     "lambda-balanced": "experiments.lambda_balanced",
     "saddle-to-saddle": "experiments.saddle_to_saddle",
-    "semantic-hierarchy": "experiments.semantic_hierarchy",
-    "diagonal-sparse": "experiments.diagonal_sparse",
-    "linear-attention-plateaus": "experiments.linear_attention_plateaus",
-    "attention-heads": "experiments.attention_heads",
-    "rich-lazy": "experiments.rich_lazy",
-    "softmax-icl-patterns": "experiments.softmax_icl_patterns",
+    "relu-kinks": "experiments.relu_kinks",
     "conv-kernels": "experiments.conv_kernels",
     "activation-geometry": "experiments.activation_geometry",
+    "semantic-hierarchy": "experiments.semantic_hierarchy",
+    "rich-lazy": "experiments.rich_lazy",
+    "linear-attention-plateaus": "experiments.linear_attention_plateaus",
+    "attention-heads": "experiments.attention_heads",
+    "softmax-icl-patterns": "experiments.softmax_icl_patterns",
+    "diagonal-sparse": "experiments.diagonal_sparse",
 }
 
 
