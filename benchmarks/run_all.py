@@ -309,7 +309,7 @@ def bounds_text(tp: dict, levers: dict) -> list:
         lines.append("* **run_sweep's fixed cost per call** (1-step cell: tracing, lowering, loading the program from "
                      "JAX's persistent compilation cache, chunking, host transfers): " + ", ".join(
                          f"d = {d}: {v:.2f} s" for d, v in cost.items()) + "; it is inside every timed saddle call "
-                     "above (run_sweep builds a fresh jit per call).")
+                     "above (run_sweep caches the compiled program per cell, so this is chunking and host transfers).")
     lines.append(
         "* **Per busy core** (GFLOP/s ÷ cores busy, tables above) separates the kernels' efficiency from how many "
         "cores an implementation keeps busy: NumPy runs every 32³/64³ product on one core (OpenBLAS stays "
