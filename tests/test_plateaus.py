@@ -87,7 +87,7 @@ def test_robust_to_small_noise():
     np.testing.assert_allclose(p.plateau_losses, LEVELS, rtol=2e-2, atol=2e-3)
 
 
-@pytest.mark.parametrize("depth,width,n_seeds", [(2, 8, 6), (3, 32, 16)])
+@pytest.mark.parametrize("depth,width,n_seeds", [(2, 8, 6), (3, 32, 8)])
 def test_simulated_deep_linear_nets(depth, width, n_seeds):
     # Same (cached) gradient-flow runs as tests/test_saddle_theory.py: σ = 1e-4, s = (4, 2, 1).
     from test_saddle_theory import S, simulate

@@ -221,7 +221,7 @@ def test_relu_kinks_config_checks():
     with pytest.raises(ValueError, match="init_scale"):
         relu_kinks.Config(init_scale=0.5)
     with pytest.raises(ValueError, match="hidden"):
-        relu_kinks.Config(hidden=3)
+        relu_kinks.Config(n_kinks=(4,), n_steps=(1000,), hidden=3)
 
 
 @pytest.mark.slow

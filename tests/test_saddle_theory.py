@@ -179,13 +179,14 @@ def test_depth2_matches_simulation():
 
 def test_depth3_matches_simulation():
     # Width 32: the spread of escape times over inits is ≈ 0.5/√h for mode 1 (≈ 10% per seed for
-    # mode 3, with a tail to late times), so 16 seeds pin the medians to ≈ 3%.
-    _check_against_simulation(depth=3, width=32, init_scale=1e-4, n_seeds=16)
+    # mode 3, with a tail to late times), so 8 seeds pin the medians to ≈ 4% (16 seeds, ≈ 3%, in
+    # the slow set), inside the 10% tolerance.
+    _check_against_simulation(depth=3, width=32, init_scale=1e-4, n_seeds=8)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("depth,width,init_scale,n_seeds,s,horizon", [
-    (2, 16, 1e-6, 8, S, 1.5), (2, 8, 1e-5, 8, S, 1.5), (3, 8, 1e-4, 24, S, 3.0), (3, 16, 1e-5, 12, S, 2.0),
+    (2, 16, 1e-6, 8, S, 1.5), (2, 8, 1e-5, 8, S, 1.5), (3, 32, 1e-4, 16, S, 1.5), (3, 8, 1e-4, 24, S, 3.0), (3, 16, 1e-5, 12, S, 2.0),
     (4, 32, 1e-3, 16, (2.0, 1.0), 2.0),
 ])
 def test_matches_simulation_slow(depth, width, init_scale, n_seeds, s, horizon):
