@@ -21,15 +21,42 @@ used). Verified per K: plateau count K + 1, plateau losses vs L*_k (2%), kink
 count k at plateau k, and the distance between the wide net's function at the
 plateau and the narrow optimum's.
 
-    saddle run relu-kinks            # K = 2: ~1 min on 2 CPU cores
+    saddle run relu-kinks            # K = 2: 12 s on 2 CPU cores (1 min under heavy load)
     saddle run relu-kinks --set n_kinks=2,3,4 --set n_steps=200000,3000000,6000000   # ~10 min; K = 3, 4 fail (below)
-    saddle run relu-kinks --smoke    # K = 2: ~1 min
+    saddle run relu-kinks --smoke    # K = 2: 12 s
 
-Status (measured 2026-11-30, σ = 3e-3): K = 2 passes every row (plateau
-losses within 1e-6 of L*_k). K = 3 and 4 do not yet: with σ = 3e-3 the last
-escape of K = 3 comes after t = 6e5, and for K = 4 the 2-unit plateau is
-skipped (stages 2 and 3 merge); smaller σ separates the stages but makes the
-late escapes slower still (the small units decay during the early plateaus).
+Status (measured 2026-11-30): K = 2 passes every row (plateau losses within
+1e-6 of L*_k); K = 3 and 4 do not, so the default stays K = (2,). Base target,
+σ = 3e-3: the last escape of K = 3 comes after t = 6e5 and for K = 4 the
+2-unit plateau is skipped. A second survey (h = 32, η = 0.2, 3-4 seeds,
+t ≤ 2e5, plateaus found with floor 1e-5; losses below as L/L0) varied the
+target y = Σ c_k relu(s_k(x − p_k)), σ and a linear skip, and found four ways
+the wide net leaves the narrow-optimum staircase, none fixed by the setup:
+(1) stalled small units: an extra plateau between L*_1 and L*_2 with one
+counted kink, a second unit parked at a small slope jump (c = (4, 2, 1),
+p = (−0.6, 0, 0.6), σ = 3e-4: 2.29e-3 between L*_1 = 2.465e-3 and
+L*_2 = 1.29e-4 in 4 of 4 seeds, the unit left-facing at x = 0.10, jump 0.12;
+c = (4, −2, 1): 3.51e-3, unit at −0.05, jump −0.13); (2) orientation: a
+kink near the right end is learned by a *left*-facing unit (its support
+[−1, p] is larger), which cannot also supply the zero left tail,
+so the plateau is a 3-unit saddle, not the 2-unit optimum (c = (4, −2, 1),
+same p, σ = 3e-3: 1, 3.819e-3 = L*_1, 3.34e-4 with 3 kinks vs L*_2 = 3.79e-4
+(−12%), 0 in 3 of 4 seeds; c = (4, 2, 1): 1.19e-4 vs 1.29e-4, 1 seed of 4);
+(3) non-optimal k-kink saddles before the optimum (c = 4·(−1.5)^{−(k−1)},
+p = −0.6…0.6, K = 4: 1, 2.813e-3 = L*_1, 1.549e-3 with 2 kinks, then
+1.133e-3 = L*_2 at t ≈ 4e3, L*_3 not reached by t = 2e5); (4) merged or unconverged
+stages: ratio 2 (K = 3, 4) and kinks on the left half (K = 3, 4, c₁ = 2) give
+plateau counts from 3 to 7 over seeds and kink counts jumping 1 → 3 or 4;
+with kinks on the left half the 1-unit plateau is left before the units
+merge (breakpoints spread over −0.80…−0.56 at t = 10, loss 1-5% below L*_1).
+Nearest miss for K = 3: c = 2·3^{−(k−1)}, p = (−0.8, −0.4, 0), σ = 3e-4
+(t ≤ 2e5): 4 plateaus in 4 of 4 seeds, plateau 1 = L*_1 to 1e-4, but plateau 2
+= 2.68-2.77e-5 vs L*_2 = 2.16e-5 (+24-28%) with 3 kinks (a third unit
+already grown but misplaced), and the last escape at t ≈ 7e4.
+A linear skip v·x + c (so the affine part is no stage) makes it worse: units
+then escape in pairs (kinks 0 → 2 for c = (4, −2, 1); 0 → 3 for a V target).
+Convex targets with c₁ = 4 and all kinks in [−0.8, −0.2] (slope 7 on most of
+the data) oscillate at η = 0.2 (edge of stability); c₁ = 2 does not.
 """
 from __future__ import annotations
 
