@@ -25,6 +25,7 @@ _MODULES = {
     "attention-heads": "experiments.attention_heads",
     "softmax-icl-patterns": "experiments.softmax_icl_patterns",
     "diagonal-sparse": "experiments.diagonal_sparse",
+    "relu-plateau-grid": "experiments.relu_plateau_grid",
 }
 
 

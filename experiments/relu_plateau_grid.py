@@ -1,0 +1,265 @@
+"""Data- vs init-induced saddles in a 1-D ReLU net: plateau count and escape time
+over a grid of init scales σ and two target structures (Zhang, Saxe & Latham,
+arXiv 2512.20607; Jacot et al. 2021, arXiv 2106.15933; Maennel et al. 2018,
+arXiv 1803.08367).
+
+The net and targets are those of ``experiments.relu_kinks`` (f = Σᵢ aᵢ relu(wᵢx + bᵢ),
+h units, balanced init of scale σ, full-batch GD with step η, time t = step·η
+in units of τ; convex target with K kinks). One jit-compiled ``jax.vmap`` over
+seeds × σ runs every cell of a target at once; ``detect_plateaus`` reads the
+plateaus and transitions of each loss curve.
+
+Prediction 1 (small σ). The loss visits K + 1 plateaus (the zero function, the
+best 1-, …, K-unit nets; see relu_kinks): count = K + 1 for every seed.
+
+Prediction 2 (escape rate). Near f = 0 a unit (u, a), u = (w, b), obeys the
+linearised flow (L = (1/2P)Σ(y − f)², x̃ = (x, 1))
+
+    du/dt = a g(û),   da/dt = G(u),   G(u) = (1/P) Σ_p y_p relu(u·x̃_p),   g = ∇G.
+
+G is 1-homogeneous, so with balanced a = s‖u‖ (s = ±1, kept by the flow)
+
+    d‖u‖/dt = s G(û) ‖u‖,     dû/dt = s (g(û) − G(û) û)   (ascent of sG on the circle),
+
+so each unit's direction settles at a local maximum of sG and its norm then
+grows as e^{λt}. The leading unit's rate is λ = max_{θ, s} s G(cos θ, sin θ)
+(``growth_rate``), and since ‖u‖ must grow from O(σ) to O(1), the first escape
+time is t₁ = ln(1/σ)/λ + O(1). GD with step η multiplies ‖u‖ by 1 + ηλ per step,
+i.e. rate λ_η = ln(1 + ηλ)/η (``gd_rate``, exact for the linearised map; 21%
+below λ for K = 2 at η = 0.2, so the comparison must use it). Verified: the
+slope of the median t₁ against ln(1/σ) over σ ≤ ``fit_max_scale`` equals 1/λ_η
+within 10% (the O(1) term — alignment of û, the nonlinear drop — is
+σ-independent to leading order; its σ-dependence enters at O(σ²) and via which
+unit leads; measured error 0.05-0.8%).
+
+Prediction 3 (large σ). At σ = 0.1 the first escape, ln(1/σ)/λ ≈ 1 (K = 2),
+is over before any plateau forms: the init-induced saddle at f = 0 is gone, so
+the count is < K + 1 (one-sided row), and no seed's first plateau lies at L₀
+(second row). With h = 128 the data-induced plateaus go too (count 1: many units
+start spread over the data and fit all kinks at once).
+
+The run is made of h = 128 units: with h = 32 (relu_kinks' width) and σ = 1e-4,
+2 of 3 seeds stay on the L*_1 plateau past t = 6e4 — every right-facing unit had
+rotated onto the leader's direction during the (longer) first plateau, so no unit
+is left to grow the second kink; one slow unit in the second kink's basin is
+what ends the data-induced plateau. More units make such a straggler likely.
+
+    saddle run relu-plateau-grid           # 2 targets × 3 seeds × 5 σ: 21-33 s on 2 (loaded) CPU cores
+    saddle run relu-plateau-grid --smoke   # 2 targets × 2 seeds × 3 σ: 10 s
+
+Measured (2026-11-30, σ = 1e-4…1e-1, 3 seeds): K = 2: λ = 2.936, λ_η = 2.310,
+slope of t₁ 0.4327 vs 1/λ_η = 0.4329 (0.05%); counts 3 for σ ≤ 1.8e-2, 1 at
+σ = 0.1 (loss falls straight to ~1e-6, the staircase is gone). K = 1: λ = 1.241,
+λ_η = 1.108, slope 0.8947 vs 0.9023 (0.8%); counts 2, then 1 at σ = 0.1. The
+data-induced plateau (K = 2, at L*_1) lasts 4.9 → 6.2 e-folds of time as σ goes
+1.8e-2 → 1e-4 (median ln(t₂/t₁); no theory drawn for it). At σ = 1, η = 0.2 GD
+was not stable for every seed (h = 32: a K = 2 run stayed at L₀), so σ stops at 0.1.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import dynamics
+from dynamics.plateaus import detect_plateaus
+from experiments import plotting
+from experiments.common import POSITIVE, POSITIVE_INT, check, check_fields, field, row
+from experiments.relu_kinks import X_RANGE, target
+from models import relu
+
+NAME = "relu-plateau-grid"
+DESCRIPTION = "1-D ReLU net: plateau count and first escape time over init scale σ × seeds, two targets"
+
+# a first plateau this close to L₀ = (1/2P)Σy² is the saddle at f = 0 (the data-induced
+# ones, best k-unit nets, sit at L*_1/L₀ = 7e-4 for K = 2 and 0 for K = 1)
+INIT_PLATEAU_FRACTION = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    n_kinks: Tuple[int, ...] = field((2, 1), (lambda v: len(v) >= 1 and all(1 <= k <= 3 for k in v), "integers in 1..3"), "kinks K of each target (one target structure each)")
+    slope: float = field(4.0, POSITIVE, "slope jump c₁ at the first kink")
+    ratio: float = field(3.0, (lambda v: v > 1, "a number > 1"), "c_k / c_{k+1}")
+    init_scales: Tuple[float, ...] = field((1e-4, 5.62e-4, 3.16e-3, 1.78e-2, 1e-1), (lambda v: len(v) >= 2 and all(0 < s <= 0.3 for s in v), "≥ 2 numbers in (0, 0.3]"), "init scales σ (increasing)")
+    fit_max_scale: float = field(2e-2, POSITIVE, "escape-time slope fitted over σ ≤ this")
+    n_data: int = field(41, (lambda n: n >= 10, "an integer ≥ 10"), "training points, evenly spaced in [−1, 1]")
+    hidden: int = field(128, POSITIVE_INT, "hidden units (32 leaves 2 of 3 seeds stuck at L*_1 at σ = 1e-4, below)")
+    eta: float = field(0.2, POSITIVE, "GD learning rate (τ = 1/η)")
+    n_steps: Tuple[int, ...] = field((60_000, 20_000), (lambda v: all(n >= 100 for n in v), "integers ≥ 100"), "GD steps for each target")
+    n_seeds: int = field(3, POSITIVE_INT, "random inits per (target, σ)")
+    n_points: int = field(300, (lambda n: n >= 50, "an integer ≥ 50"), "log-spaced recording steps")
+    n_angles: int = field(20_001, (lambda n: n >= 100, "an integer ≥ 100"), "grid of directions θ for λ = max s G(θ)")
+    seed: int = field(0, None, "PRNG seed")
+
+    def __post_init__(self):
+        check_fields(self)
+        check("n_steps", self.n_steps, len(self.n_steps) == len(self.n_kinks), f"one value per target ({len(self.n_kinks)})")
+        check("init_scales", self.init_scales, list(self.init_scales) == sorted(self.init_scales), "increasing values")
+        check("hidden", self.hidden, self.hidden >= max(self.n_kinks), f"≥ the largest K ({max(self.n_kinks)})")
+        n_fit = sum(s <= self.fit_max_scale for s in self.init_scales)
+        check("fit_max_scale", self.fit_max_scale, n_fit >= 2, "a value with ≥ 2 init_scales at or below it")
+
+
+def smoke() -> Config:
+    return Config(init_scales=(1e-3, 1e-2, 1e-1), n_seeds=2, n_steps=(40_000, 10_000), n_points=250)
+
+
+def growth_rate(x, y, n_angles: int = 20_001):
+    """(λ, θ*): rate of the leading unit at zero init, λ = max_{θ, s=±1} s G(cos θ, sin θ),
+    G(u) = (1/P) Σ_p y_p relu(u·(x_p, 1)); x, y: (P,) or (P, 1)."""
+    x, y = np.asarray(x, np.float64).reshape(-1), np.asarray(y, np.float64).reshape(-1)
+    if x.shape != y.shape:
+        raise ValueError(f"x has {x.size} points and y {y.size}; allowed: equal sizes")
+    theta = np.linspace(0.0, 2 * np.pi, n_angles, endpoint=False)
+    G = np.mean(y[None, :] * np.maximum(np.cos(theta)[:, None] * x[None, :] + np.sin(theta)[:, None], 0.0), axis=1)
+    i, j = int(np.argmax(G)), int(np.argmin(G))
+    return (float(G[i]), float(theta[i])) if G[i] >= -G[j] else (float(-G[j]), float(theta[j]))
+
+
+def gd_rate(lam: float, eta: float) -> float:
+    """Per-unit-time growth rate of GD with step η on the linearised unit: ln(1 + ηλ)/η."""
+    return float(np.log1p(eta * lam) / eta)
+
+
+def _runs(cfg: Config, data, n_steps: int, key):
+    """Loss curves (seeds, σ, T) from one jit(vmap(vmap)) over seeds × init scales."""
+    loss = dynamics.model_loss(relu.apply)
+    steps = dynamics.log_steps(n_steps, cfg.n_points)
+
+    def run(k, scale):
+        # balanced init is 1-homogeneous in σ, so scale a σ = 1 draw (σ may then be traced)
+        p0 = relu.init(k, n_in=1, hidden=cfg.hidden, n_out=1, scale=1.0, scheme="balanced")
+        p0 = jax.tree_util.tree_map(lambda v: scale * v, p0)
+        return dynamics.descend(loss, p0, optax.sgd(cfg.eta), data, record_steps=steps).loss
+
+    grid = jax.jit(jax.vmap(jax.vmap(run, (None, 0)), (0, None)))
+    losses = grid(jax.random.split(key, cfg.n_seeds), jnp.asarray(cfg.init_scales))
+    return steps * cfg.eta, np.asarray(losses)
+
+
+def simulate(cfg: Config, progress: bool = False) -> dict:
+    out = {}
+    keys = jax.random.split(jax.random.key(cfg.seed), len(cfg.n_kinks))
+    for K, n_steps, key in plotting.progress(list(zip(cfg.n_kinks, cfg.n_steps, keys)), progress, desc="target"):
+        x = jnp.linspace(*X_RANGE, cfg.n_data)[:, None]
+        y = target(x, K, cfg.slope, cfg.ratio)
+        t, losses = _runs(cfg, (x, y), n_steps, key)
+        lam, theta = growth_rate(x, y, cfg.n_angles)
+        out.update({f"t_{K}": t, f"loss_{K}": losses, f"loss0_{K}": np.asarray(0.5 * jnp.mean(y**2)), f"lambda_{K}": np.asarray(lam), f"theta_{K}": np.asarray(theta)})
+    return out
+
+
+def plateau_table(arrays: dict, cfg: Config, K: int) -> dict:
+    """Per (seed, σ): plateau count; whether the first plateau is the init-induced one
+    at f = 0 (its loss ≥ INIT_PLATEAU_FRACTION·L₀); the escape time t₁ from it (NaN if
+    there is none, or no transition); plateau lengths ln(t_k / t_{k−1}) between
+    successive transitions (NaN-padded, K−1 wide)."""
+    t, losses = arrays[f"t_{K}"], arrays[f"loss_{K}"]
+    n_seeds, n_scales = losses.shape[:2]
+    count = np.zeros((n_seeds, n_scales), int)
+    escape = np.full((n_seeds, n_scales), np.nan)
+    at_zero = np.zeros((n_seeds, n_scales), bool)
+    lengths = np.full((n_seeds, n_scales, max(K - 1, 1)), np.nan)
+    for s in range(n_seeds):
+        for j in range(n_scales):
+            found = detect_plateaus(t, losses[s, j])
+            count[s, j] = found.n_plateaus
+            tr = found.transition_times
+            at_zero[s, j] = found.plateau_losses[0] >= INIT_PLATEAU_FRACTION * float(arrays[f"loss0_{K}"])
+            if tr.size and at_zero[s, j]:
+                escape[s, j] = tr[0]
+            gaps = np.diff(np.log(tr))[: lengths.shape[-1]]
+            lengths[s, j, : gaps.size] = gaps
+    return {"count": count, "escape": escape, "lengths": lengths, "at_zero": at_zero}
+
+
+def escape_slope(cfg: Config, escape: np.ndarray) -> float:
+    """Least-squares slope of the median (over seeds) t₁ against ln(1/σ), σ ≤ fit_max_scale."""
+    scales = np.asarray(cfg.init_scales)
+    keep = scales <= cfg.fit_max_scale
+    return float(np.polyfit(np.log(1 / scales[keep]), np.median(escape[:, keep], axis=0), 1)[0])
+
+
+def verify(arrays: dict, cfg: Config) -> list:
+    """Per target K: plateau count at the smallest σ = K + 1 (worst seed, exact);
+    slope of t₁ vs ln(1/σ) vs 1/λ_η (10%: the σ-independent O(1) part drops out of
+    the slope; the rest — the leading unit's alignment and which unit leads vary
+    with the seed — is measured at 1-2%); plateau count at the largest σ ≤ K
+    (one-sided: any count ≤ K is shown as K, so the row fails only when count ≥ K + 1)."""
+    rows = []
+    for K in cfg.n_kinks:
+        table = plateau_table(arrays, cfg, K)
+        count = table["count"]
+        small = count[:, 0]
+        worst = small[np.argmax(np.abs(small - (K + 1)))]
+        rows.append(row(f"K={K}: plateau count at σ={cfg.init_scales[0]:g} (worst seed)", K + 1, worst, tol=0, relative=False))
+        lam_eta = gd_rate(float(arrays[f"lambda_{K}"]), cfg.eta)
+        if np.all(np.isfinite(table["escape"][:, np.asarray(cfg.init_scales) <= cfg.fit_max_scale])):
+            rows.append(row(f"K={K}: slope dt₁/d ln(1/σ) vs 1/λ_η (τ units)", 1 / lam_eta, escape_slope(cfg, table["escape"]), tol=0.10))
+        else:
+            rows.append(row(f"K={K}: slope dt₁/d ln(1/σ) vs 1/λ_η (τ units; a run had no transition)", 1 / lam_eta, np.nan, tol=0.10))
+        large = int(np.median(count[:, -1]))
+        rows.append(row(f"K={K}: plateau count at σ={cfg.init_scales[-1]:g} (median over seeds; one-sided: any count ≤ K shows as K)",
+                        K, K if large <= K else large, tol=0, relative=False))
+        rows.append(row(f"K={K}: fraction of seeds with the init plateau at L₀, σ={cfg.init_scales[-1]:g}",
+                        0.0, float(np.mean(table["at_zero"][:, -1])), tol=0, relative=False))
+    return rows
+
+
+def _theory(color) -> dict:
+    return {**plotting.THEORY, "color": color}
+
+
+def plot(arrays: dict, cfg: Config) -> dict:
+    with warnings.catch_warnings():  # NaN-only columns (no init plateau at large σ) are expected
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _plot(arrays, cfg)
+
+
+def _plot(arrays: dict, cfg: Config) -> dict:
+    scales = np.asarray(cfg.init_scales)
+    fig, (ax_count, ax_esc, ax_len, ax_loss) = plotting.figure(4, width=4.4)
+    colors = plotting.colors(len(cfg.n_kinks))
+    for c, K in zip(colors, cfg.n_kinks):
+        table = plateau_table(arrays, cfg, K)
+        for s in range(table["count"].shape[0]):
+            ax_count.plot(scales, table["count"][s] + 0.04 * s, color=c, marker="o", ms=3,
+                          label=f"K = {K} (seeds)" if s == 0 else None, **plotting.SIM)
+        ax_count.plot(scales[scales <= cfg.fit_max_scale], np.full((scales <= cfg.fit_max_scale).sum(), K + 1), 
+                      label=f"small-σ theory K + 1 = {K + 1}", **_theory(c))
+        lam_eta = gd_rate(float(arrays[f"lambda_{K}"]), cfg.eta)
+        med = np.nanmedian(table["escape"], axis=0)
+        ln_inv = np.log(1 / scales)
+        ax_esc.plot(ln_inv, med, color=c, marker="o", ms=3, label=f"K = {K} median t₁", **plotting.SIM)
+        # theory fixes the slope only; anchored at the smallest σ
+        ax_esc.plot(ln_inv, med[0] + (ln_inv - ln_inv[0]) / lam_eta, label=f"slope 1/λ_η = {1 / lam_eta:.3f}", **_theory(c))
+        if K >= 2:  # data-induced plateau lengths (between successive transitions)
+            for k in range(K - 1):
+                ax_len.plot(ln_inv, np.nanmedian(table["lengths"][:, :, k], axis=0), color=c, marker="o", ms=3,
+                            label=f"K = {K}: plateau {k + 1} (at L*_{k + 1})", **plotting.SIM)
+    ax_len.set(xlabel="ln(1/σ)", ylabel="plateau length ln(t_{k+1}/t_k)  (e-folds of time)",
+               title="data-induced plateau length vs σ (median)")
+    ax_len.legend(fontsize=7, frameon=False)
+    ax_count.set(xscale="log", xlabel="init scale σ", ylabel="plateaus detected", title="plateau count vs σ")
+    ax_count.legend(fontsize=7, frameon=False)
+    ax_esc.set(xlabel="ln(1/σ)", ylabel="first escape time t₁ (units of τ)", title="escape time vs ln(1/σ)")
+    ax_esc.legend(fontsize=7, frameon=False)
+    K = cfg.n_kinks[0]
+    t, losses = arrays[f"t_{K}"], arrays[f"loss_{K}"]
+    lam_eta = gd_rate(float(arrays[f"lambda_{K}"]), cfg.eta)
+    table = plateau_table(arrays, cfg, K)
+    for j, c in enumerate(plotting.colors(scales.size)):
+        ax_loss.plot(t, losses[0, j], color=c, label=f"σ = {scales[j]:.2g}", **plotting.SIM)
+        ax_loss.axvline(table["escape"][0, 0] + np.log(scales[0] / scales[j]) / lam_eta, **_theory(c))
+    ax_loss.plot([], [], label="predicted t₁ (from smallest σ)", **plotting.THEORY)
+    ax_loss.set(xscale="log", yscale="log", xlabel=plotting.TIME_LABEL, ylabel="loss L = (1/2P)Σ(y − f)²",
+                title=f"K = {K} target, seed 0")
+    ax_loss.legend(fontsize=7, frameon=False, loc="lower left")
+    fig.tight_layout()
+    return {"relu_plateau_grid": fig}
