@@ -17,6 +17,7 @@ _MODULES = {
     "lambda-balanced": "experiments.lambda_balanced",
     "saddle-to-saddle": "experiments.saddle_to_saddle",
     "relu-kinks": "experiments.relu_kinks",
+    "relu-plateau-grid": "experiments.relu_plateau_grid",
     "conv-kernels": "experiments.conv_kernels",
     "activation-geometry": "experiments.activation_geometry",
     "semantic-hierarchy": "experiments.semantic_hierarchy",
@@ -25,7 +26,6 @@ _MODULES = {
     "attention-heads": "experiments.attention_heads",
     "softmax-icl-patterns": "experiments.softmax_icl_patterns",
     "diagonal-sparse": "experiments.diagonal_sparse",
-    "relu-plateau-grid": "experiments.relu_plateau_grid",
 }
 
 
