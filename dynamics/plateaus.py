@@ -86,6 +86,28 @@ def _crossing_time(t: np.ndarray, y: np.ndarray, lo: int, hi: int, target: float
     return float(t0 + f * (t1 - t0))
 
 
+def rise_times(t, y, level) -> np.ndarray:
+    """First time each series in ``y`` (T, ...) rises to ``level``, interpolated in ln t.
+
+    ``level`` broadcasts against ``y[0]``; the result has ``y[0]``'s shape, inf where
+    the series never reaches the level or already starts there (no rise to time).
+    Between recordings the crossing is interpolated linearly in ln t (in t where
+    the earlier recording is t = 0), the natural scale of log-spaced grids.
+    """
+    t, y = np.asarray(t, float), np.asarray(y, float)
+    above = y >= level
+    j = np.argmax(above, axis=0)
+    ok = above.any(axis=0) & (j > 0)
+    i = np.maximum(j - 1, 0)
+    y0 = np.take_along_axis(y, i[None], 0)[0]
+    y1 = np.take_along_axis(y, j[None], 0)[0]
+    t0, t1 = t[i], t[j]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = (level - y0) / (y1 - y0)
+        log_interp = np.exp(np.log(t0) + f * np.log(t1 / t0))
+    return np.where(ok, np.where(t0 > 0, log_interp, t1), np.inf)
+
+
 def detect_plateaus(
     t,
     loss,

@@ -22,10 +22,10 @@ from typing import Tuple
 import jax
 import numpy as np
 
-from dynamics.plateaus import detect_plateaus
+from dynamics.plateaus import detect_plateaus, rise_times
 from experiments import plotting
 from experiments.common import POSITIVE_INT, POSITIVE_TUPLE, check_fields, field, row
-from experiments.linear_attention_plateaus import TIME_LABEL, half_times, predicted_escapes, separate_flow
+from experiments.linear_attention_plateaus import TIME_LABEL, predicted_escapes, separate_flow
 from models import attention as att
 from theory import attention_icl as th
 
@@ -77,7 +77,7 @@ def _on_threshold(lam, n):
 
 def switch_on_times(t, gamma, threshold):
     """(H,) first time |Γ_h| reaches ``threshold`` (interpolated in ln t), inf for heads that never do."""
-    return half_times(t, 0.5 * gamma / threshold)
+    return rise_times(t, gamma, threshold)
 
 
 def verify(arrays: dict, cfg: Config) -> list:

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dynamics import gradient_flow
-from dynamics.plateaus import detect_plateaus
+from dynamics.plateaus import detect_plateaus, rise_times
 from experiments import plotting
 from experiments.common import POSITIVE, POSITIVE_INT, POSITIVE_TUPLE, check, check_fields, field, row, worst_point_row
 from models import attention as att
@@ -111,17 +111,6 @@ def predicted_escapes(lam, params, n_context):
                                     k0=np.asarray(params["k"][:, 0, :d]), q0=np.asarray(params["q"][:, 0, :d]))
 
 
-def half_times(t, frac):
-    """(D,) first time each column of ``frac`` (T, D) reaches ½, interpolated in ln t; inf if never."""
-    out = np.full(frac.shape[1], np.inf)
-    for k in range(frac.shape[1]):
-        j = int(np.argmax(frac[:, k] >= 0.5))
-        if j > 0 and frac[j, k] >= 0.5:
-            f = (0.5 - frac[j - 1, k]) / (frac[j, k] - frac[j - 1, k])
-            out[k] = np.exp(np.log(t[j - 1]) + f * np.log(t[j] / t[j - 1])) if t[j - 1] > 0 else t[j]
-    return out
-
-
 def simulate(cfg: Config, progress: bool = False) -> dict:
     lam, n = lam_of(cfg), cfg.n_context
     key = jax.random.key(cfg.seed)
@@ -177,7 +166,7 @@ def verify(arrays: dict, cfg: Config) -> list:
     rows += _plateau_rows("rank 1", t, arrays["loss_r1"], plateaus)
 
     s, rho = th.mode_moments(lam, n_context=n)
-    learned = half_times(t, arrays["diag_r1"] * rho / s)  # per direction
+    learned = rise_times(t, arrays["diag_r1"] * rho / s, 0.5)  # per direction
     sim_order = np.argsort(learned, kind="stable")
     for m, d in enumerate(th.separate_kq_drop_order(lam)):
         rows.append(row(f"rank 1: direction learned at drop {m + 1} (index into lam)", d, sim_order[m], tol=0, relative=False))

@@ -29,7 +29,7 @@ import numpy as np
 
 import dynamics
 import tasks
-from dynamics.plateaus import detect_plateaus
+from dynamics.plateaus import detect_plateaus, rise_times
 from experiments import plotting
 from experiments.common import POSITIVE, POSITIVE_INT, POSITIVE_TUPLE, check, check_fields, field, row
 from models import linear
@@ -100,18 +100,6 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
     return out
 
 
-def _half_times(t, modes, s):
-    """(seeds, r) first time u_k reaches s_k/2 (interpolated in ln t); inf if never."""
-    out = np.full(modes.shape[::2], np.inf)
-    for i in range(modes.shape[0]):
-        for k, sk in enumerate(s):
-            j = int(np.argmax(modes[i, :, k] >= sk / 2))
-            if j > 0:
-                f = (sk / 2 - modes[i, j - 1, k]) / (modes[i, j, k] - modes[i, j - 1, k])
-                out[i, k] = np.exp(np.log(t[j - 1]) + f * np.log(t[j] / t[j - 1]))
-    return out
-
-
 def verify(arrays: dict, cfg: Config) -> list:
     """Per depth: plateau count (exact), plateau losses (2% relative; the last,
     zero, plateau is compared on the scale ½ tr Σyy), and the median over seeds
@@ -135,7 +123,7 @@ def verify(arrays: dict, cfg: Config) -> list:
                 else:
                     rows.append(row(f"depth {depth}: plateau {k} loss / (tr Syy / 2)", 0.0, sim / (0.5 * trace_yy), tol=0.02, relative=False))
         theory_t = np.asarray(transition_times(s, init_scale=sigma, depth=depth, width=width))
-        sim_t = np.median(_half_times(t, arrays[f"modes_{depth}"], s), axis=0)
+        sim_t = np.median(rise_times(t, np.moveaxis(arrays[f"modes_{depth}"], 1, 0), np.asarray(s) / 2), axis=0)
         for k in range(len(s)):
             rows.append(row(f"depth {depth}: mode {k + 1} transition time (median, sigma={sigma:g})", theory_t[k], sim_t[k], tol=0.10))
     return rows

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from dynamics.plateaus import rise_times
 from experiments import attention_heads, linear_attention_plateaus as lap
 from experiments.common import run_experiment
 from models import attention as att
@@ -57,21 +58,13 @@ def test_head_escapes_match_population_flow():
     loss, diag, stats, _ = lap.separate_flow(lam, n_context=n, n_heads=5, rank=1, init_scale=0.02, times=times,
                                              key=key, rtol=1e-7)
     s, rho = th.mode_moments(lam, n_context=n)
-    learned = lap.half_times(times, diag * rho / s)
+    learned = rise_times(times, diag * rho / s, 0.5)
     np.testing.assert_allclose(learned[esc.directions], esc.times, rtol=0.05)
     thr = attention_heads._on_threshold(lam, n)
     t_on = attention_heads.switch_on_times(times, stats["head"], thr)
     np.testing.assert_array_equal(np.argsort(t_on)[:4], esc.heads)
     assert np.isinf(t_on[np.setdiff1d(np.arange(5), esc.heads)]).all()  # the fifth head stays off
     assert loss[-1] == pytest.approx(th.converged_loss(lam, n_context=n), rel=1e-3)
-
-
-def test_half_times_interpolate_in_log_time():
-    # frac linear in ln t crosses ½ at exactly t = √(t₁t₂); linear interpolation in ln t is exact there.
-    t = np.concatenate([[0.0], np.geomspace(1.0, 1e4, 37)])
-    frac = np.clip(np.log(np.maximum(t, 1e-300) / 10.0) / np.log(1e3 / 10.0), 0, None)[:, None]
-    np.testing.assert_allclose(lap.half_times(t, frac), [100.0], rtol=1e-12)
-    assert np.isinf(lap.half_times(t, 0.1 * frac)[0])
 
 
 def test_configs_reject_bad_values():

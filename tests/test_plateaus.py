@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dynamics.plateaus import Plateaus, detect_plateaus
+from dynamics.plateaus import Plateaus, detect_plateaus, rise_times
 
 
 def _log_staircase(t, levels, times, sharpness):
@@ -110,3 +110,11 @@ def test_input_validation():
         detect_plateaus(t, 1 / t, level=1.0)
     with pytest.raises(ValueError, match="non-decreasing"):
         detect_plateaus(t[::-1], 1 / t)
+
+
+def test_rise_times_interpolate_in_log_time():
+    # y linear in ln t crosses ½ at exactly t = √(t₁t₂); linear interpolation in ln t is exact there.
+    t = np.concatenate([[0.0], np.geomspace(1.0, 1e4, 37)])
+    frac = np.clip(np.log(np.maximum(t, 1e-300) / 10.0) / np.log(1e3 / 10.0), 0, None)[:, None]
+    np.testing.assert_allclose(rise_times(t, frac, 0.5), [100.0], rtol=1e-12)
+    assert np.isinf(rise_times(t, 0.1 * frac, 0.5)[0])
