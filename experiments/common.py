@@ -141,6 +141,20 @@ def row(quantity: str, theory: float, simulation: float, *, tol: float, relative
     }
 
 
+def bound_row(quantity: str, value: float, *, at_least: float = None, at_most: float = None) -> Row:
+    """A one-sided row (a claim like "ratio ≥ 100" or "count ≤ K"): passes when
+    ``value`` lies on the allowed side of the bound; ``theory`` is the bound and
+    abs_err the amount by which the value oversteps it (0 when it passes)."""
+    if (at_least is None) == (at_most is None):
+        raise ValueError("bound_row needs exactly one of at_least=, at_most=")
+    bound = float(at_least if at_most is None else at_most)
+    value = float(value)
+    over = max(0.0, bound - value) if at_most is None else max(0.0, value - bound)
+    return {"quantity": quantity, "theory": bound, "simulation": value, "abs_err": over,
+            "rel_err": over / abs(bound) if bound != 0 else over, "tol": 0.0,
+            "passed": bool(np.isfinite(value) and over == 0.0)}
+
+
 # ------------------------------------------------------------ run folders
 
 class Result(NamedTuple):

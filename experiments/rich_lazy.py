@@ -37,7 +37,7 @@ import dynamics
 from dynamics.ntk import linearized_prediction
 from dynamics.sweep import product_grid
 from experiments import plotting
-from experiments.common import POSITIVE, POSITIVE_INT, check, check_fields, field, row, worst_point_row
+from experiments.common import POSITIVE, POSITIVE_INT, bound_row, check, check_fields, field, row, worst_point_row
 from models import linear
 from theory.rich_lazy import (balanced_rich_limit_distance, kernel_distance, single_neuron_init, single_neuron_kernel,
                               single_neuron_solution)
@@ -220,19 +220,12 @@ def verify(arrays: dict, cfg: Config) -> list:
     rows.append(row("rich cell: final S vs 1-(d+2+cos²(w0, X⁺y))/(d+3)",
                     balanced_rich_limit_distance(cfg.n_in, _cos2(w[ir, jr, 0], b_mn)), s_rich,
                     tol=2 * np.sqrt(eps / norm_mn) / (cfg.n_in + 3), relative=False))
-    rows.append(_at_least("rich/lazy final kernel distance ratio ≥ 100", 100.0, s_rich / max(s_lazy, 1e-300)))
+    rows.append(bound_row("rich/lazy final kernel distance ratio ≥ 100", s_rich / max(s_lazy, 1e-300), at_least=100.0))
     return rows
 
 
 def _cos2(u, v) -> float:
     return float(np.dot(u, v) ** 2 / (np.dot(u, u) * np.dot(v, v)))
-
-
-def _at_least(quantity: str, bound: float, value: float) -> dict:
-    """A one-sided row: passes when value ≥ bound; abs_err is the shortfall max(0, bound − value)."""
-    short = max(0.0, float(bound) - float(value))
-    return {"quantity": quantity, "theory": float(bound), "simulation": float(value), "abs_err": short,
-            "rel_err": short / abs(float(bound)), "tol": 0.0, "passed": bool(np.isfinite(value) and short == 0.0)}
 
 
 def _heatmap(ax, fig, values, cfg, arrays, title, log=True):

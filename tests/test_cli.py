@@ -115,3 +115,15 @@ def test_console_script_verify_json():
     keys = {"experiment", "quantity", "theory", "simulation", "abs_err", "rel_err", "tol", "passed"}
     assert rows and all(set(r) == keys and r["passed"] for r in rows)
     assert all(np.isfinite(r["rel_err"]) for r in rows)
+
+
+def test_bound_row_is_one_sided():
+    from experiments.common import bound_row
+
+    assert bound_row("ratio", 150.0, at_least=100.0)["passed"]
+    low = bound_row("ratio", 80.0, at_least=100.0)
+    assert not low["passed"] and low["abs_err"] == 20.0 and low["rel_err"] == 0.2
+    assert bound_row("count", 1, at_most=2)["passed"] and not bound_row("count", 3, at_most=2)["passed"]
+    assert not bound_row("ratio", float("nan"), at_least=1.0)["passed"]
+    with pytest.raises(ValueError, match="exactly one"):
+        bound_row("x", 1.0)
