@@ -28,11 +28,14 @@ def _segment_lengths(record_steps):
     return np.diff(np.concatenate([[0], steps]))
 
 
-def _make_advance(loss_fn: Callable, optimizer: optax.GradientTransformation, data: Any, batch_size: Optional[int]):
-    """(carry, n) -> carry after n optimiser steps; carry = (params, opt_state, key)."""
-    n_data = None if batch_size is None else jax.tree_util.tree_leaves(data)[0].shape[0]
+def _make_advance(loss_fn: Callable, optimizer: optax.GradientTransformation, batch_size: Optional[int]):
+    """(carry, n, data) -> carry after n optimiser steps; carry = (params, opt_state, key)."""
 
-    def step(_, carry):
+    def advance(carry, n_steps, data):
+        n_data = None if batch_size is None else jax.tree_util.tree_leaves(data)[0].shape[0]
+        return jax.lax.fori_loop(0, n_steps, lambda i, c: step(i, c, data, n_data), carry)
+
+    def step(_, carry, data, n_data):
         params, opt_state, key = carry
         if batch_size is None:
             batch = data
@@ -43,9 +46,6 @@ def _make_advance(loss_fn: Callable, optimizer: optax.GradientTransformation, da
         grads = jax.grad(loss_fn)(params, batch)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, key
-
-    def advance(carry, n_steps):
-        return jax.lax.fori_loop(0, n_steps, step, carry)
 
     return advance
 
@@ -89,10 +89,13 @@ def descend(
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     key = jax.random.key(0) if key is None else key
     segments = _segment_lengths(record_steps)
-    advance = _make_advance(loss_fn, optimizer, data, batch_size)
+    advance = _make_advance(loss_fn, optimizer, batch_size)
 
-    def record(carry, n_steps):
-        carry = advance(carry, n_steps)
+    # data enters every compiled program as an argument, never as a closed-over
+    # constant: XLA would otherwise embed (and try to constant-fold) a large
+    # data set, which takes minutes for ~1e5 sequences.
+    def record(carry, n_steps, data):
+        carry = advance(carry, n_steps, data)
         return carry, (loss_fn(carry[0], data), observe(carry[0]))
 
     carry = (params, optimizer.init(params), key)
@@ -101,11 +104,12 @@ def descend(
         outs = []
         with tqdm(total=int(np.sum(segments)), desc="gradient descent", unit="step", leave=False) as bar:
             for n in segments:
-                carry, out = record_jit(carry, jnp.asarray(n))
+                carry, out = record_jit(carry, jnp.asarray(n), data)
                 outs.append(out)
                 bar.update(int(n))
         losses, stats = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
     else:
-        carry, (losses, stats) = jax.lax.scan(record, carry, jnp.asarray(segments))
+        scan = jax.jit(lambda c, segs, d: jax.lax.scan(lambda ci, n: record(ci, n, d), c, segs))
+        carry, (losses, stats) = scan(carry, jnp.asarray(segments), data)
     t = jnp.cumsum(jnp.asarray(segments)).astype(losses.dtype)
     return Trajectory(t, losses, stats, carry[0])

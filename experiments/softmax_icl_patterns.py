@@ -124,10 +124,8 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
     for h, k_init in plotting.progress(list(zip(cfg.heads, jax.random.split(key_init, len(cfg.heads)))), progress, "heads"):
         params = sa.init(k_init, dim=cfg.d, n_heads=h, scale=cfg.init_scale, dtype=jnp.float32)
         opt = optax.adam(optax.cosine_decay_schedule(cfg.lr, cfg.steps, alpha=0.01))
-        # the pool enters as a jit argument: closed over, XLA would constant-fold it (minutes)
-        train = jax.jit(lambda p0, data, k: dynamics.descend(loss_fn, p0, opt, data, record_steps=steps,
-                                                              batch_size=cfg.batch, key=k, observe=sa.pattern_scores))
-        traj = train(params, pool, jax.random.fold_in(key_sgd, h))
+        traj = dynamics.descend(loss_fn, params, opt, pool, record_steps=steps, batch_size=cfg.batch,
+                                key=jax.random.fold_in(key_sgd, h), observe=sa.pattern_scores)
         test = np.zeros(len(lengths))
         for j, (n, k) in enumerate(zip(lengths, test_keys)):  # the same test sets as the references
             chunks = _chunks(cfg.n_test)
