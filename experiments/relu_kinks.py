@@ -1,62 +1,60 @@
-"""Saddle-to-saddle in a 1-D ReLU net: one kink per plateau, plateaus at narrow optima
-(Zhang, Saxe & Latham, arXiv 2512.20607; Simsek et al. 2021, arXiv 2105.12221;
-Fukumizu & Amari 2000).
+"""Saddle-to-saddle in a 1-D ReLU net: one kink per plateau, plateaus at narrow
+optima, escape times from the small-init limit (Zhang, Saxe & Latham, arXiv
+2512.20607; Simsek et al. 2021, arXiv 2105.12221; Fukumizu & Amari 2000).
 
 A two-layer ReLU net f(x) = Σᵢ aᵢ relu(wᵢx + bᵢ) (``models.relu``, h units,
-balanced init of scale σ) is trained by full-batch GD (η small: the Euler
-discretisation of the flow, time t = step·η in units of τ) on P points of a
-convex piecewise-linear target with K kinks,
+balanced init of scale σ) with a free affine part (a linear skip v x + c fitted
+exactly: loss L = (1/2P)‖P⊥(y − f)‖², ``dynamics.affine_free_loss``) is trained
+by full-batch GD (step η; time t = step·η in units of τ) on P points in [−1, 1]
+of a target with K kinks, y = Σ_k c_k relu(x − p_k) (``TARGETS``, K = 2, 3, 4).
 
-    y(x) = Σ_{k=1..K} c_k relu(x − p_k),   c_k = c₁ r^{−(k−1)},   p_k evenly in [−0.6, 0.6].
+Predictions, verified for every K:
+1. The loss sits on K + 1 plateaus and the number of kinks of f (``relu.kinks``)
+   climbs 0, 1, …, K, one per escape, for every seed whose init puts a unit of
+   the right sign in the basin of every lobe (``theory.relu.lobe_occupancy``);
+   a seed with an empty basin never learns that kink and stalls (≤ K plateaus).
+2. Plateau k is the best k-unit net, embedded in the wide one: its loss is
+   L*_k = min over k-unit nets (``dynamics.narrow.narrow_optimum_losses``: k-unit
+   nets trained from many O(1) inits; the wide net is never used), 2% relative
+   (median over seeds), and the wide net's function there is the narrow
+   optimum's: ‖P⊥(f − f*_k)‖²/2P ≤ 2% of L*_k, and the kinks of its merged units
+   lie within half a data spacing of f*_k's (worst seed).
+3. The escape times are those of the σ → 0 limit (``theory.relu.incremental_escapes``,
+   computed from the narrow optima's residuals and ln(1/σ) only), within
+   2/ln(1/σ) relative (median over seeds): the limit's corrections are
+   O(1/ln(1/σ)) and their coefficient measured 1.1-1.7 for σ = 1e-4 … 1e-20.
 
-From small init the loss sits on K + 1 plateaus and the number of kinks of f
-(``relu.kinks``) climbs a staircase 0, 1, …, K. The prediction: the plateau
-at stage k is the optimum of a *k-unit* net, embedded in the wide one (units
-that share a kink merged, the rest silent), so its loss is
+Targets. ``theory.relu``: a small unit with breakpoint p grows at the rate s·G(p),
+G the residual integrated twice; units gather in the lobes of s·G, so a kink
+is learned on time only if it has a lobe of its own from the start with a unit
+of the right sign in its basin, and two kinks escape together if their lobes
+grow at close rates. The targets have alternating slope jumps chosen (by
+scanning ``escape_lobes``) so that G(p) of y has K lobes of alternating sign
+whose rates are ≥ 1.9× apart (K = 4: lobes at −0.80, −0.35, 0.25, 0.80 with
+rates 0.00086, 0.0046, 0.0172, 0.0018).
 
-    L*_k = min over k-unit nets of L,   estimated by ``dynamics.narrow.narrow_optimum_losses``
+Measured (2026-12-02, h = 32, σ = 1e-12, 48 seeds per K): the seeds with every
+lobe populated (48, 44, 40 of 48 for K = 2, 3, 4) all pass every row, and the
+4 + 8 others all stall one plateau short (their empty lobe is the last to
+escape); plateau losses match L*_k to ≤ 6.6e-4, escape times the σ → 0 limit to
+≤ 3.9% (medians over seeds). Earlier runs with other seeds: 8 of 8 at h = 32 and 64 for
+σ = 1e-4, 1e-8, 1e-12, 1e-20 (escape-time error × ln(1/σ) ≤ 1.7 for every seed).
 
-(k-unit nets trained to convergence from many O(1) inits; the wide net is never
-used). Verified per K: plateau count K + 1, plateau losses vs L*_k (2%), kink
-count k at plateau k, and the distance between the wide net's function at the
-plateau and the narrow optimum's.
+Why the affine part is free. In a plain net (no skip) a unit whose breakpoint
+lies outside the data is an affine function, so nets spend units on the
+target's affine part: from small init the first unit grows as a line when the
+target's mean dominates its slope and stalls at the best affine fit (a U-shaped
+K = 4 target: a plateau at 0.475 L₀ with 0 kinks, then plateaus with k kinks
++ 1 affine unit, 1.0e-3 vs L*_2 = 2.9e-3); and once the residual is orthogonal
+to affine functions a left- and a right-facing unit at one breakpoint grow at
+the same rate (the previous target here, c = 4·3^−(k−1) at −0.6…0.6: twins at
+0.55 for K = 3, plateau 2 at 3.3e-5 vs L*_2 = 3.1e-5 with 3-4 kinks, no escape
+from it by t = 8e4). Fitting the affine part exactly removes both: a unit is a
+kink, and the two orientations of a kink are one unit. ``relu-plateau-grid``
+keeps the plain net.
 
-    saddle run relu-kinks            # K = 2: 12 s on 2 CPU cores (1 min under heavy load)
-    saddle run relu-kinks --set n_kinks=2,3,4 --set n_steps=200000,3000000,6000000   # ~10 min; K = 3, 4 fail (below)
-    saddle run relu-kinks --smoke    # K = 2: 12 s
-
-Status (measured 2026-11-30): K = 2 passes every row (plateau losses within
-1e-6 of L*_k); K = 3 and 4 do not, so the default stays K = (2,). Base target,
-σ = 3e-3: the last escape of K = 3 comes after t = 6e5 and for K = 4 the
-2-unit plateau is skipped. A second survey (h = 32, η = 0.2, 3-4 seeds,
-t ≤ 2e5, plateaus found with floor 1e-5; losses below as L/L0) varied the
-target y = Σ c_k relu(s_k(x − p_k)), σ and a linear skip, and found four ways
-the wide net leaves the narrow-optimum staircase, none fixed by the setup:
-(1) stalled small units: an extra plateau between L*_1 and L*_2 with one
-counted kink, a second unit parked at a small slope jump (c = (4, 2, 1),
-p = (−0.6, 0, 0.6), σ = 3e-4: 2.29e-3 between L*_1 = 2.465e-3 and
-L*_2 = 1.29e-4 in 4 of 4 seeds, the unit left-facing at x = 0.10, jump 0.12;
-c = (4, −2, 1): 3.51e-3, unit at −0.05, jump −0.13); (2) orientation: a
-kink near the right end is learned by a *left*-facing unit (its support
-[−1, p] is larger), which cannot also supply the zero left tail,
-so the plateau is a 3-unit saddle, not the 2-unit optimum (c = (4, −2, 1),
-same p, σ = 3e-3: 1, 3.819e-3 = L*_1, 3.34e-4 with 3 kinks vs L*_2 = 3.79e-4
-(−12%), 0 in 3 of 4 seeds; c = (4, 2, 1): 1.19e-4 vs 1.29e-4, 1 seed of 4);
-(3) non-optimal k-kink saddles before the optimum (c = 4·(−1.5)^{−(k−1)},
-p = −0.6…0.6, K = 4: 1, 2.813e-3 = L*_1, 1.549e-3 with 2 kinks, then
-1.133e-3 = L*_2 at t ≈ 4e3, L*_3 not reached by t = 2e5); (4) merged or unconverged
-stages: ratio 2 (K = 3, 4) and kinks on the left half (K = 3, 4, c₁ = 2) give
-plateau counts from 3 to 7 over seeds and kink counts jumping 1 → 3 or 4;
-with kinks on the left half the 1-unit plateau is left before the units
-merge (breakpoints spread over −0.80…−0.56 at t = 10, loss 1-5% below L*_1).
-Nearest miss for K = 3: c = 2·3^{−(k−1)}, p = (−0.8, −0.4, 0), σ = 3e-4
-(t ≤ 2e5): 4 plateaus in 4 of 4 seeds, plateau 1 = L*_1 to 1e-4, but plateau 2
-= 2.68-2.77e-5 vs L*_2 = 2.16e-5 (+24-28%) with 3 kinks (a third unit
-already grown but misplaced), and the last escape at t ≈ 7e4.
-A linear skip v·x + c (so the affine part is no stage) makes it worse: units
-then escape in pairs (kinks 0 → 2 for c = (4, −2, 1); 0 → 3 for a V target).
-Convex targets with c₁ = 4 and all kinks in [−0.8, −0.2] (slope 7 on most of
-the data) oscillate at η = 0.2 (edge of stability); c₁ = 2 does not.
+    saddle run relu-kinks            # K = 2, 3, 4, 8 seeds each: ~30 s on 2 CPU cores
+    saddle run relu-kinks --smoke    # K = 2, 4, 4 seeds: ~20 s
 """
 from __future__ import annotations
 
@@ -72,94 +70,82 @@ import dynamics
 from dynamics.narrow import make_train_narrow, narrow_optimum_losses
 from dynamics.plateaus import detect_plateaus
 from experiments import plotting
-from experiments.common import POSITIVE, POSITIVE_INT, check, check_fields, field, row
+from experiments.common import POSITIVE, POSITIVE_INT, bound_row, check, check_fields, field, row
 from models import relu
+from theory import relu as theory_relu
 
 NAME = "relu-kinks"
-DESCRIPTION = "1-D ReLU net from small init: one kink per plateau, plateau losses = best narrow-net losses"
+DESCRIPTION = "1-D ReLU net from small init: one kink per plateau, plateaus = best narrow nets, escape times from the σ→0 limit"
 
 X_RANGE = (-1.0, 1.0)
+# K -> (breakpoints p_k, slope jumps c_k): y = Σ c_k relu(x − p_k); see the module docstring.
+TARGETS = {
+    2: ((-0.5, 0.5), (4.0, -6.0)),
+    3: ((-0.5, 0.0, 0.5), (4.0, -3.25, 2.0)),
+    4: ((-0.75, -0.25, 0.25, 0.75), (4.0, -4.75, 6.0, -7.75)),
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    n_kinks: Tuple[int, ...] = field((2,), (lambda v: all(1 <= k <= 6 for k in v), "integers in 1..6"), "kinks K of the target, one run each")
-    slope: float = field(4.0, POSITIVE, "slope jump c₁ at the first kink")
-    ratio: float = field(3.0, (lambda v: v > 1, "a number > 1"), "c_k / c_{k+1}: separates the plateaus")
+    n_kinks: Tuple[int, ...] = field((2, 3, 4), (lambda v: all(k in TARGETS for k in v), f"integers in {sorted(TARGETS)}"), "kinks K of the target, one run each (targets in TARGETS)")
     n_data: int = field(41, (lambda n: n >= 10, "an integer ≥ 10"), "training points, evenly spaced in [−1, 1]")
     hidden: int = field(32, POSITIVE_INT, "hidden units of the wide net")
-    init_scale: float = field(3e-3, POSITIVE, "init std σ of the wide net (balanced scheme)")
+    init_scale: float = field(1e-12, POSITIVE, "init std σ of the wide net (balanced scheme)")
     eta: float = field(0.2, POSITIVE, "GD learning rate (τ = 1/η)")
-    n_steps: Tuple[int, ...] = field((200_000,), (lambda v: all(n >= 100 for n in v), "integers ≥ 100"), "GD steps for each K")
-    n_seeds: int = field(2, POSITIVE_INT, "random inits of the wide net per K")
+    horizon: float = field(2.5, (lambda v: v > 1, "a number > 1"), "simulate to horizon × the predicted last escape time")
+    n_seeds: int = field(8, POSITIVE_INT, "random inits of the wide net per K")
     n_points: int = field(400, (lambda n: n >= 50, "an integer ≥ 50"), "log-spaced recording steps")
     narrow_inits: int = field(128, POSITIVE_INT, "inits per narrow width k (best one kept)")
     narrow_steps: int = field(4000, (lambda n: n >= 100, "an integer ≥ 100"), "Adam steps per narrow net")
-    kink_threshold: float = field(0.3, POSITIVE, "a kink counts when its slope jump exceeds this × c_K (the smallest)")
+    kink_threshold: float = field(0.3, POSITIVE, "a kink counts when its slope jump exceeds this × the smallest jump of the narrow optima")
     seed: int = field(0, None, "PRNG seed")
 
     def __post_init__(self):
         check_fields(self)
-        check("n_steps", self.n_steps, len(self.n_steps) == len(self.n_kinks), f"one value per K ({len(self.n_kinks)})")
         check("init_scale", self.init_scale, self.init_scale <= 1e-2, "σ ≤ 1e-2 (the small-init regime)")
-        check("hidden", self.hidden, self.hidden >= max(self.n_kinks), f"≥ the largest K ({max(self.n_kinks)})")
+        check("hidden", self.hidden, self.hidden >= 2 * max(self.n_kinks), f"≥ 2 × the largest K ({2 * max(self.n_kinks)}): half the units start affine on the data")
 
 
 def smoke() -> Config:
-    return Config(n_kinks=(2,), n_steps=(100_000,), n_points=250, narrow_inits=64, narrow_steps=3000)
+    return Config(n_kinks=(2, 4), n_seeds=4, n_points=300, narrow_inits=64, narrow_steps=3000)
 
 
-def target(x: jax.Array, n_kinks: int, slope: float, ratio: float) -> jax.Array:
-    """y = Σ_k c_k relu(x − p_k); x: (P, 1) → (P, 1)."""
-    p, c = breakpoints(n_kinks), slope * ratio ** -np.arange(n_kinks)
-    return sum(ck * jax.nn.relu(x - pk) for ck, pk in zip(c, p))
-
-
-def breakpoints(n_kinks: int) -> np.ndarray:
-    return np.linspace(-0.6, 0.6, n_kinks) if n_kinks > 1 else np.zeros(1)
+def target(x: jax.Array, n_kinks: int) -> jax.Array:
+    """y = Σ_k c_k relu(x − p_k) with (p, c) = TARGETS[n_kinks]; x: (P, 1) → (P, 1)."""
+    p, c = TARGETS[n_kinks]
+    return sum(ck * jax.nn.relu(x - pk) for pk, ck in zip(p, c))
 
 
 def _data(cfg: Config, n_kinks: int):
     x = jnp.linspace(*X_RANGE, cfg.n_data)[:, None]
-    return x, target(x, n_kinks, cfg.slope, cfg.ratio)
+    return x, target(x, n_kinks)
 
 
-def _wide_runs(cfg: Config, data, n_steps: int, key):
-    loss = dynamics.model_loss(relu.apply)
-    steps = dynamics.log_steps(n_steps, cfg.n_points)
-
-    def run(k):
-        p0 = relu.init(k, n_in=1, hidden=cfg.hidden, n_out=1, scale=cfg.init_scale, scheme="balanced")
-        traj = dynamics.descend(loss, p0, optax.sgd(cfg.eta), data, record_steps=steps, observe=lambda p: p)
-        return traj.loss, traj.stats
-
-    losses, params = jax.jit(jax.vmap(run))(jax.random.split(key, cfg.n_seeds))
-    return steps * cfg.eta, np.asarray(losses), jax.tree_util.tree_map(np.asarray, params)
+LOSS = dynamics.affine_free_loss(relu.apply)
 
 
 def _narrow_optima(cfg: Config, data, n_kinks: int, key):
-    """(L*_k, best k-unit params) for k = 1..K, from k-unit nets only (the zero function is k = 0).
+    """(L*_k, best k-unit params) for k = 1..K, from k-unit nets only.
 
-    Half the inits of width k are random (breakpoints uniform in a range 1.5× the
-    data's, so some units start linear on the data, as an optimum may use one);
-    the other half are the best (k−1)-unit net plus one random unit, so the search
-    for L*_k always contains the (k−1)-unit optimum and L*_k ≤ L*_{k−1} as it must.
-    Cosine-decayed Adam ends with tiny steps, i.e. at a minimum."""
-    loss = dynamics.model_loss(relu.apply)
+    Half the inits of width k are random (breakpoints uniform over the data;
+    one outside would be affine, i.e. nothing); the other half are the best
+    (k−1)-unit net plus one random unit, so the search for L*_k contains the
+    (k−1)-unit optimum and L*_k ≤ L*_{k−1}. Cosine-decayed Adam ends with tiny
+    steps, i.e. at a minimum."""
     opt = optax.adam(optax.cosine_decay_schedule(0.05, cfg.narrow_steps, alpha=1e-3))
     losses, params, previous = [], [], None
     for k in range(1, n_kinks + 1):
         def init_narrow(key_, k, previous=previous):
             k_rand, k_new, k_coin = jax.random.split(key_, 3)
-            fresh = relu.init_breakpoints(k_rand, hidden=k, x_range=(-1.5, 1.5))
+            fresh = relu.init_breakpoints(k_rand, hidden=k, x_range=X_RANGE)
             if previous is None:
                 return fresh
-            grown = relu.init_breakpoints(k_new, hidden=1, x_range=(-1.5, 1.5), scale=0.3)
+            grown = relu.init_breakpoints(k_new, hidden=1, x_range=X_RANGE, scale=0.3)
             grown = {n: jnp.concatenate([jnp.asarray(previous[n]), grown[n]], axis=-1 if n == "a" else 0) for n in ("w", "b", "a")}
-            coin = jax.random.bernoulli(k_coin)
-            return jax.tree_util.tree_map(lambda u, v: jnp.where(coin, u, v), grown, fresh)
+            return jax.tree_util.tree_map(lambda u, v: jnp.where(jax.random.bernoulli(k_coin), u, v), grown, fresh)
 
-        train = make_train_narrow(loss, init_narrow, opt, data, n_steps=cfg.narrow_steps)
+        train = make_train_narrow(LOSS, init_narrow, opt, data, n_steps=cfg.narrow_steps)
         found = narrow_optimum_losses(train, [k], n_inits=cfg.narrow_inits, key=jax.random.fold_in(key, k))
         previous = found.best_aux[0]
         losses.append(float(found.best_loss[0]))
@@ -167,21 +153,40 @@ def _narrow_optima(cfg: Config, data, n_kinks: int, key):
     return np.asarray(losses), params
 
 
+def _wide_runs(cfg: Config, data, t_end: float, key):
+    steps = dynamics.log_steps(max(int(np.ceil(t_end / cfg.eta)), cfg.n_points), cfg.n_points)
+
+    def run(k):
+        p0 = relu.init(k, n_in=1, hidden=cfg.hidden, n_out=1, scale=cfg.init_scale, scheme="balanced")
+        traj = dynamics.descend(LOSS, p0, optax.sgd(cfg.eta), data, record_steps=steps, observe=lambda p: p)
+        return traj.loss, traj.stats
+
+    losses, params = jax.jit(jax.vmap(run))(jax.random.split(key, cfg.n_seeds))
+    return steps * cfg.eta, np.asarray(losses), jax.tree_util.tree_map(np.asarray, params)
+
+
 def simulate(cfg: Config, progress: bool = False) -> dict:
     out = {}
     keys = jax.random.split(jax.random.key(cfg.seed), len(cfg.n_kinks))
-    for K, n_steps, key in plotting.progress(list(zip(cfg.n_kinks, cfg.n_steps, keys)), progress, desc="K"):
+    for K, key in plotting.progress(list(zip(cfg.n_kinks, keys)), progress, desc="K"):
         k_wide, k_narrow = jax.random.split(key)
-        data = _data(cfg, K)
-        t, losses, params = _wide_runs(cfg, data, n_steps, k_wide)
+        x, y = data = _data(cfg, K)
         narrow_loss, narrow_params = _narrow_optima(cfg, data, K, k_narrow)
-        zero = float(0.5 * jnp.mean(data[1] ** 2))
-        out.update({f"t_{K}": t, f"loss_{K}": losses, f"x_{K}": np.asarray(data[0]), f"y_{K}": np.asarray(data[1]),
-                    f"narrow_loss_{K}": np.concatenate([[zero], narrow_loss])})
+        residuals = [np.asarray(y)] + [np.asarray(y - relu.apply(p, x)) for p in narrow_params[:-1]]
+        escapes = theory_relu.incremental_escapes(x, residuals, log_inv_scale=float(np.log(1 / cfg.init_scale)), eta=cfg.eta)
+        t, losses, params = _wide_runs(cfg, data, cfg.horizon * escapes.times[-1], k_wide)
+        w0, b0, a0 = params["w"][:, 0, :, 0], params["b"][:, 0], params["a"][:, 0, 0]  # (seeds, h) at init
+        with np.errstate(divide="ignore", invalid="ignore"):
+            occupancy = np.stack([theory_relu.lobe_occupancy(x, y, -b / w, a) for w, b, a in zip(w0, b0, a0)])
+        grid = theory_relu.breakpoint_grid(x, 801)
+        zero = float(LOSS({"w": jnp.zeros((0, 1)), "b": jnp.zeros(0), "a": jnp.zeros((1, 0))}, data))
+        out.update({f"t_{K}": t, f"loss_{K}": losses, f"x_{K}": np.asarray(x), f"y_{K}": np.asarray(y),
+                    f"narrow_loss_{K}": np.concatenate([[zero], narrow_loss]),
+                    f"theory_times_{K}": escapes.times, f"theory_breakpoints_{K}": escapes.breakpoints, f"occupancy_{K}": occupancy,
+                    f"landscape_p_{K}": grid, f"landscape_{K}": np.stack([theory_relu.unit_rate(x, r, grid) for r in residuals])})
         for name in ("w", "b", "a"):
             out[f"{name}_{K}"] = params[name]  # (seeds, T, ...)
-        for k, best in enumerate(narrow_params, start=1):
-            for name in ("w", "b", "a"):
+            for k, best in enumerate(narrow_params, start=1):
                 out[f"narrow_{name}_{K}_{k}"] = best[name]
     return out
 
@@ -196,59 +201,83 @@ def _narrow_params(arrays, K, k):
     return {n: arrays[f"narrow_{n}_{K}_{k}"] for n in ("w", "b", "a")}
 
 
-def kink_count(params: dict, cfg: Config, n_kinks: int) -> int:
-    """Kinks inside the data whose slope jump exceeds kink_threshold·c_K (breakpoints
-    closer than one data spacing are one kink: the data cannot tell them apart)."""
+def _fitted(params, x, y):
+    """f plus its best affine correction on the data: y − P⊥(y − f)."""
+    return np.asarray(y - dynamics.affine_residual(jnp.asarray(x), jnp.asarray(y - relu.apply(params, x))))
+
+
+def _kink_positions(params: dict, arrays: dict, cfg: Config, K: int) -> np.ndarray:
+    """Kinks inside the data whose slope jump exceeds kink_threshold × the smallest
+    jump |aᵢwᵢ| among the narrow optima f*_1..f*_K. Units whose breakpoints lie
+    within one data spacing are merged into one kink (``relu.kinks``: the data
+    cannot tell them apart; units that share a kink add their jumps)."""
+    jumps = [np.abs(arrays[f"narrow_a_{K}_{k}"][0] * arrays[f"narrow_w_{K}_{k}"][:, 0]) for k in range(1, K + 1)]
     spacing = (X_RANGE[1] - X_RANGE[0]) / (cfg.n_data - 1)
-    c_min = cfg.slope * cfg.ratio ** -(n_kinks - 1)
-    return int(relu.kinks(params, X_RANGE, tol=spacing, rel_threshold=0.0, abs_threshold=cfg.kink_threshold * c_min).size)
+    return relu.kinks(params, X_RANGE, tol=spacing, rel_threshold=0.0,
+                      abs_threshold=cfg.kink_threshold * min(float(j.min()) for j in jumps))
 
 
-def plateau_points(arrays: dict, cfg: Config, K: int):
-    """Per seed: (Plateaus, mid-plateau recording indices) of the wide run."""
-    t, losses = arrays[f"t_{K}"], arrays[f"loss_{K}"]
+def kink_count(params: dict, arrays: dict, cfg: Config, K: int) -> int:
+    """Number of kinks of f (``_kink_positions``)."""
+    return int(_kink_positions(params, arrays, cfg, K).size)
+
+
+def plateau_points(arrays: dict, K: int):
+    """Per seed: (Plateaus, recording index nearest each plateau's mid-time)."""
+    t = arrays[f"t_{K}"]
     out = []
-    for loss in losses:
+    for loss in arrays[f"loss_{K}"]:
         found = detect_plateaus(t, loss)
-        mid = [int(np.argmin(np.abs(np.log(np.maximum(t, 1e-300)) - np.log(tm)))) for tm in found.plateau_times]
-        out.append((found, mid))
+        out.append((found, [int(np.argmin(np.abs(np.log(np.maximum(t, 1e-300)) - np.log(tm)))) for tm in found.plateau_times]))
     return out
 
 
 def verify(arrays: dict, cfg: Config) -> list:
-    """Per K: plateau count K + 1 (most common over seeds; exact); plateau k loss
-    (median over seeds) vs the best k-unit loss L*_k, 2% relative (k < K; the last
-    plateau, L*_K = 0, on the scale L*_0); kinks of f at the middle of plateau k
-    = k (exact, worst seed); and the wide net's function at plateau k vs the
-    narrow optimum's, ‖f − f*_k‖²/(2P) ≤ 2% of L*_k (on the scale L*_0 for k = K;
-    worst seed): a wide net on the plateau *is* the narrow optimum, not merely as good."""
+    """Rows per K (module docstring): plateau count (seeds with every lobe
+    populated: K + 1; with an empty lobe: ≤ K), plateau losses vs L*_k (median
+    over seeds; the last one, L*_K = 0, on the scale L*_0), kinks per plateau,
+    ‖P⊥(f − f*_k)‖²/2P and kink positions vs f*_k's (worst seed), escape times vs
+    the σ → 0 limit (median over seeds, tol 2/ln(1/σ)). Seeds with an empty lobe
+    enter only the count row."""
     rows = []
     for K in cfg.n_kinks:
-        theory = arrays[f"narrow_loss_{K}"]
-        x, P = arrays[f"x_{K}"], cfg.n_data
-        found = plateau_points(arrays, cfg, K)
-        counts = [f.n_plateaus for f, _ in found]
-        count = max(set(counts), key=counts.count)
-        rows.append(row(f"K={K}: plateau count (most common over seeds)", K + 1, count, tol=0, relative=False))
-        agree = [(f, mid, s) for s, (f, mid) in enumerate(found) if f.n_plateaus == K + 1]
+        theory, x, y = arrays[f"narrow_loss_{K}"], arrays[f"x_{K}"], arrays[f"y_{K}"]
+        found = plateau_points(arrays, K)
+        counts = np.array([f.n_plateaus for f, _ in found])
+        populated = np.all(arrays[f"occupancy_{K}"] >= 1, axis=1)
+        full, n = counts[populated], counts.size
+        rows.append(row(f"K={K}: plateau count, all lobes populated ({full.size}/{n} seeds)", K + 1,
+                        full[np.argmax(np.abs(full - K - 1))] if full.size else np.nan, tol=0, relative=False))
+        if full.size < n:  # an empty lobe's kink is never learned: the staircase stalls
+            rows.append(bound_row(f"K={K}: plateau count, a lobe empty ({n - full.size}/{n} seeds)",
+                                  np.max(counts[~populated]), at_most=K))
+        agree = [(f, mid, s) for s, (f, mid) in enumerate(found) if f.n_plateaus == K + 1 and populated[s]]
         if not agree:
             continue
         sim = np.median([f.plateau_losses for f, _, _ in agree], axis=0)
+        for k in range(K):
+            rows.append(row(f"K={K}: plateau {k} loss vs best {k}-unit loss", theory[k], sim[k], tol=0.02))
+        # the target is itself a K-unit net, so L*_K = 0 exactly (the narrow fits reach ~1e-30)
+        rows.append(row(f"K={K}: plateau {K} loss / L*_0 (best {K}-unit loss is 0)", 0.0, sim[K] / theory[0], tol=0.02, relative=False))
+        kinks = np.array([[kink_count(_params_at(arrays, K, s, mid[k]), arrays, cfg, K) for k in range(K + 1)] for _, mid, s in agree])
+        worst = kinks[int(np.argmax(np.max(np.abs(kinks - np.arange(K + 1)), axis=1)))]
         for k in range(K + 1):
-            if k < K:
-                rows.append(row(f"K={K}: plateau {k} loss vs best {k}-unit loss", theory[k], sim[k], tol=0.02))
-            else:
-                # the target is itself a K-unit net, so L*_K = 0 exactly (the narrow fits reach ~1e-30)
-                rows.append(row(f"K={K}: plateau {k} loss / L*_0 (best {k}-unit loss is 0)", 0.0, sim[k] / theory[0], tol=0.02, relative=False))
-        kinks = np.array([[kink_count(_params_at(arrays, K, s, mid[k]), cfg, K) for k in range(K + 1)] for _, mid, s in agree])
-        worst = int(np.argmax(np.max(np.abs(kinks - np.arange(K + 1)), axis=1)))
+            rows.append(row(f"K={K}: kinks of f at plateau {k} (worst seed)", k, worst[k], tol=0, relative=False))
         for k in range(K + 1):
-            rows.append(row(f"K={K}: kinks of f at plateau {k} (worst seed)", k, kinks[worst, k], tol=0, relative=False))
-        for k in range(K + 1):
-            f_star = relu.apply(_narrow_params(arrays, K, k), x) if k else np.zeros_like(x)
-            dist = max(float(0.5 * np.mean((relu.apply(_params_at(arrays, K, s, mid[k]), x) - f_star) ** 2)) for _, mid, s in agree)
+            f_star = _fitted(_narrow_params(arrays, K, k), x, y)
+            dist = max(float(0.5 * np.mean((_fitted(_params_at(arrays, K, s, mid[k]), x, y) - f_star) ** 2)) for _, mid, s in agree)
             scale = theory[k] if k < K else theory[0]
-            rows.append(row(f"K={K}: ‖f − f*_{k}‖²/2P / {'L*_' + str(k) if k < K else 'L*_0'} at plateau {k} (worst seed)", 0.0, dist / scale, tol=0.02, relative=False))
+            rows.append(row(f"K={K}: ‖P⊥(f − f*_{k})‖²/2P / L*_{k if k < K else 0} at plateau {k} (worst seed)", 0.0, dist / scale, tol=0.02, relative=False))
+        spacing = (X_RANGE[1] - X_RANGE[0]) / (cfg.n_data - 1)
+        for k in range(1, K + 1):
+            want = _kink_positions(_narrow_params(arrays, K, k), arrays, cfg, K)
+            got = [_kink_positions(_params_at(arrays, K, s, mid[k]), arrays, cfg, K) for _, mid, s in agree]
+            dist = max(float(np.max(np.abs(g - want))) if g.size == want.size else np.inf for g in got)
+            rows.append(row(f"K={K}: kinks at plateau {k} vs f*_{k}'s, max |Δp| (worst seed)", 0.0, dist, tol=spacing / 2, relative=False))
+        times = np.median([f.transition_times for f, _, _ in agree], axis=0)
+        tol = 2.0 / np.log(1.0 / cfg.init_scale)
+        for k, (want, got) in enumerate(zip(arrays[f"theory_times_{K}"], times), start=1):
+            rows.append(row(f"K={K}: escape {k} time vs σ→0 limit (median over seeds)", want, got, tol=tol))
     return rows
 
 
@@ -256,31 +285,43 @@ def plot(arrays: dict, cfg: Config) -> dict:
     figs = {}
     for K in cfg.n_kinks:
         t, losses, theory = arrays[f"t_{K}"], arrays[f"loss_{K}"], arrays[f"narrow_loss_{K}"]
-        x, y = arrays[f"x_{K}"], arrays[f"y_{K}"]
-        fig, (ax_loss, ax_kinks, ax_f) = plotting.figure(3, width=4.4)
-        found = plateau_points(arrays, cfg, K)
-        floor = 1e-6 * theory[0]
+        x, y, escapes = arrays[f"x_{K}"], arrays[f"y_{K}"], arrays[f"theory_times_{K}"]
+        fig, (ax_loss, ax_kinks, ax_f, ax_g) = plotting.figure(4, width=4.2)
+        floor = 0.1 * theory[K - 1]  # below the last nonzero plateau; the final drop to 0 leaves the axis
         for s, loss in enumerate(losses):
-            ax_loss.plot(t[1:], np.maximum(loss[1:], floor), color="C0", label="simulation (seeds)" if s == 0 else None, **plotting.SIM)
-            count = [kink_count(_params_at(arrays, K, s, j), cfg, K) for j in range(1, t.size)]
-            ax_kinks.plot(t[1:], np.asarray(count) + 0.04 * s, color="C0", **plotting.SIM)
+            ax_loss.plot(t[1:], np.maximum(loss[1:], 0.5 * floor), color="C0", label="simulation (seeds)" if s == 0 else None, **plotting.SIM)
+            count = [kink_count(_params_at(arrays, K, s, j), arrays, cfg, K) for j in range(1, t.size)]
+            ax_kinks.plot(t[1:], np.asarray(count) + 0.025 * s, color="C0", lw=1.2, alpha=0.75)
         for k, level in enumerate(theory):
             ax_loss.axhline(max(level, floor), label="best k-unit loss L*_k" if k == 0 else None, **plotting.THEORY)
-        ax_loss.set(xscale="log", yscale="log", xlabel=plotting.TIME_LABEL, ylabel="loss L = (1/2P)Σ(y − f)²",
+        for ax in (ax_loss, ax_kinks):
+            for k, te in enumerate(escapes):
+                ax.axvline(te, color="C3", ls=":", lw=1.2, label="escape time, σ→0 limit" if (k == 0 and ax is ax_loss) else None)
+        ax_loss.set(xscale="log", yscale="log", ylim=(floor, 1.5 * theory[0]), xlabel=plotting.TIME_LABEL, ylabel="loss L = (1/2P)‖P⊥(y − f)‖²",
                     title=f"K = {K} kinks, h = {cfg.hidden}, σ = {cfg.init_scale:g}")
         ax_loss.legend(fontsize=7, frameon=False, loc="lower left")
         ax_kinks.set(xscale="log", xlabel=plotting.TIME_LABEL, ylabel="kinks of f", title="kink count (staircase 0…K)")
         ax_f.plot(x[:, 0], y[:, 0], "k.", ms=3, label="target")
-        _, mid0 = found[0]
-        colors = plotting.colors(len(mid0))
-        for k, j in enumerate(mid0):
-            params = _params_at(arrays, K, 0, j)
-            ax_f.plot(x[:, 0], relu.apply(params, x)[:, 0], color=colors[k], label=f"plateau {k} (t = {t[j]:.3g})", **plotting.SIM)
+        _, mid = plateau_points(arrays, K)[0]
+        colors = plotting.colors(len(mid))
+        for k, j in enumerate(mid):
+            ax_f.plot(x[:, 0], _fitted(_params_at(arrays, K, 0, j), x, y)[:, 0], color=colors[k], label=f"plateau {k} (t = {t[j]:.3g})", **plotting.SIM)
             if 0 < k <= K:
-                ax_f.plot(x[:, 0], relu.apply(_narrow_params(arrays, K, k), x)[:, 0], **plotting.THEORY)
+                ax_f.plot(x[:, 0], _fitted(_narrow_params(arrays, K, k), x, y)[:, 0], **plotting.THEORY)
         ax_f.plot([], [], label="best k-unit net", **plotting.THEORY)
-        ax_f.set(xlabel="x", ylabel="f(x)", title="network at each plateau (seed 0)")
+        ax_f.set(xlabel="x", ylabel="f(x) + fitted affine part", title="network at each plateau (seed 0)")
         ax_f.legend(fontsize=7, frameon=False)
+        grid, land = arrays[f"landscape_p_{K}"], arrays[f"landscape_{K}"]
+        colors = plotting.colors(K)
+        for k in range(K):
+            ax_g.plot(grid, land[k] / np.max(np.abs(land[k])), label=f"plateau {k} (max |G| = {np.max(np.abs(land[k])):.2g})",
+                      **dict(plotting.THEORY, color=colors[k]))
+            bp = arrays[f"theory_breakpoints_{K}"][k]
+            ax_g.plot([bp], [np.interp(bp, grid, land[k]) / np.max(np.abs(land[k]))], "*", color=colors[k], ms=9)
+        ax_g.axhline(0, color="0.6", lw=0.8)
+        ax_g.set(xlabel="breakpoint p", ylabel="G(p) / max|G|",
+                 title="unit growth rate (theory); ★ escapes next")
+        ax_g.legend(fontsize=6, frameon=False)
         fig.tight_layout()
         figs[f"relu_kinks_K{K}"] = fig
     return figs

@@ -3,9 +3,10 @@ over a grid of init scales σ and two target structures (Zhang, Saxe & Latham,
 arXiv 2512.20607; Jacot et al. 2021, arXiv 2106.15933; Maennel et al. 2018,
 arXiv 1803.08367).
 
-The net and targets are those of ``experiments.relu_kinks`` (f = Σᵢ aᵢ relu(wᵢx + bᵢ),
-h units, balanced init of scale σ, full-batch GD with step η, time t = step·η
-in units of τ; convex target with K kinks). One jit-compiled ``jax.vmap`` over
+The net is a plain two-layer ReLU net (f = Σᵢ aᵢ relu(wᵢx + bᵢ), no affine
+skip, h units, balanced init of scale σ, full-batch GD with step η, time
+t = step·η in units of τ) and the target convex with K kinks,
+y = Σ_k c₁ r^−(k−1) relu(x − p_k), p_k evenly in [−0.6, 0.6] (``convex_target``). One jit-compiled ``jax.vmap`` over
 seeds × σ runs every cell of a target at once; ``detect_plateaus`` reads the
 plateaus and transitions of each loss curve.
 
@@ -25,7 +26,7 @@ so each unit's direction settles at a local maximum of sG and its norm then
 grows as e^{λt}. The leading unit's rate is λ = max_{θ, s} s G(cos θ, sin θ)
 (``growth_rate``), and since ‖u‖ must grow from O(σ) to O(1), the first escape
 time is t₁ = ln(1/σ)/λ + O(1). GD with step η multiplies ‖u‖ by 1 + ηλ per step,
-i.e. rate λ_η = ln(1 + ηλ)/η (``gd_rate``, exact for the linearised map; 21%
+i.e. rate λ_η = ln(1 + ηλ)/η (``theory.relu.gd_rate``, exact for the linearised map; 21%
 below λ for K = 2 at η = 0.2, so the comparison must use it). Verified: the
 slope of the median t₁ against ln(1/σ) over σ ≤ ``fit_max_scale`` equals 1/λ_η
 within 10% (the O(1) term — alignment of û, the nonlinear drop — is
@@ -70,7 +71,8 @@ import dynamics
 from dynamics.plateaus import detect_plateaus
 from experiments import plotting
 from experiments.common import POSITIVE, POSITIVE_INT, bound_row, check, check_fields, field, row
-from experiments.relu_kinks import X_RANGE, target
+from experiments.relu_kinks import X_RANGE
+from theory.relu import gd_rate
 from models import relu
 
 NAME = "relu-plateau-grid"
@@ -122,9 +124,10 @@ def growth_rate(x, y, n_angles: int = 20_001):
     return (float(G[i]), float(theta[i])) if G[i] >= -G[j] else (float(-G[j]), float(theta[j]))
 
 
-def gd_rate(lam: float, eta: float) -> float:
-    """Per-unit-time growth rate of GD with step η on the linearised unit: ln(1 + ηλ)/η."""
-    return float(np.log1p(eta * lam) / eta)
+def convex_target(x: jax.Array, n_kinks: int, slope: float, ratio: float) -> jax.Array:
+    """y = Σ_k c_k relu(x − p_k), c_k = slope·ratio^−(k−1), p_k evenly in [−0.6, 0.6]; x: (P, 1) → (P, 1)."""
+    p = np.linspace(-0.6, 0.6, n_kinks) if n_kinks > 1 else np.zeros(1)
+    return sum(slope * ratio ** -k * jax.nn.relu(x - pk) for k, pk in enumerate(p))
 
 
 def _runs(cfg: Config, data, n_steps: int, key):
@@ -148,7 +151,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
     keys = jax.random.split(jax.random.key(cfg.seed), len(cfg.n_kinks))
     for K, n_steps, key in plotting.progress(list(zip(cfg.n_kinks, cfg.n_steps, keys)), progress, desc="target"):
         x = jnp.linspace(*X_RANGE, cfg.n_data)[:, None]
-        y = target(x, K, cfg.slope, cfg.ratio)
+        y = convex_target(x, K, cfg.slope, cfg.ratio)
         t, losses = _runs(cfg, (x, y), n_steps, key)
         lam, theta = growth_rate(x, y, cfg.n_angles)
         out.update({f"t_{K}": t, f"loss_{K}": losses, f"loss0_{K}": np.asarray(0.5 * jnp.mean(y**2)), f"lambda_{K}": np.asarray(lam), f"theta_{K}": np.asarray(theta)})
@@ -199,7 +202,7 @@ def verify(arrays: dict, cfg: Config) -> list:
         small = count[:, 0]
         worst = small[np.argmax(np.abs(small - (K + 1)))]
         rows.append(row(f"K={K}: plateau count at σ={cfg.init_scales[0]:g} (worst seed)", K + 1, worst, tol=0, relative=False))
-        lam_eta = gd_rate(float(arrays[f"lambda_{K}"]), cfg.eta)
+        lam_eta = float(gd_rate(float(arrays[f"lambda_{K}"]), cfg.eta))
         if np.all(np.isfinite(table["escape"][:, np.asarray(cfg.init_scales) <= cfg.fit_max_scale])):
             rows.append(row(f"K={K}: slope dt₁/d ln(1/σ) vs 1/λ_η (τ units)", 1 / lam_eta, escape_slope(cfg, table["escape"]), tol=0.10))
         else:
@@ -232,7 +235,7 @@ def _plot(arrays: dict, cfg: Config) -> dict:
                           label=f"K = {K} (seeds)" if s == 0 else None, **plotting.SIM)
         ax_count.plot(scales[scales <= cfg.fit_max_scale], np.full((scales <= cfg.fit_max_scale).sum(), K + 1), 
                       label=f"small-σ theory K + 1 = {K + 1}", **_theory(c))
-        lam_eta = gd_rate(float(arrays[f"lambda_{K}"]), cfg.eta)
+        lam_eta = float(gd_rate(float(arrays[f"lambda_{K}"]), cfg.eta))
         med = np.nanmedian(table["escape"], axis=0)
         ln_inv = np.log(1 / scales)
         ax_esc.plot(ln_inv, med, color=c, marker="o", ms=3, label=f"K = {K} median t₁", **plotting.SIM)
@@ -251,7 +254,7 @@ def _plot(arrays: dict, cfg: Config) -> dict:
     ax_esc.legend(fontsize=7, frameon=False)
     K = cfg.n_kinks[0]
     t, losses = arrays[f"t_{K}"], arrays[f"loss_{K}"]
-    lam_eta = gd_rate(float(arrays[f"lambda_{K}"]), cfg.eta)
+    lam_eta = float(gd_rate(float(arrays[f"lambda_{K}"]), cfg.eta))
     table = plateau_table(arrays, cfg, K)
     for j, c in enumerate(plotting.colors(scales.size)):
         ax_loss.plot(t, losses[0, j], color=c, label=f"σ = {scales[j]:.2g}", **plotting.SIM)

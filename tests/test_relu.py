@@ -216,20 +216,54 @@ def test_narrow_optimum_losses_rejects_bad_input(key):
 def test_relu_kinks_config_checks():
     from experiments import relu_kinks
 
-    with pytest.raises(ValueError, match="n_steps"):
-        relu_kinks.Config(n_kinks=(2, 3), n_steps=(1000,))
+    with pytest.raises(ValueError, match="n_kinks"):
+        relu_kinks.Config(n_kinks=(2, 5))
     with pytest.raises(ValueError, match="init_scale"):
         relu_kinks.Config(init_scale=0.5)
     with pytest.raises(ValueError, match="hidden"):
-        relu_kinks.Config(n_kinks=(4,), n_steps=(1000,), hidden=3)
+        relu_kinks.Config(n_kinks=(4,), hidden=7)
+    with pytest.raises(ValueError, match="horizon"):
+        relu_kinks.Config(horizon=1.0)
 
 
-@pytest.mark.slow
+def test_relu_kinks_targets_have_their_kinks():
+    from experiments import relu_kinks
+
+    x = jnp.linspace(-1, 1, 401)[:, None]
+    for K, (p, c) in relu_kinks.TARGETS.items():
+        y = relu_kinks.target(x, K)[:, 0]
+        slope = jnp.diff(y) / jnp.diff(x[:, 0])
+        jumps = jnp.diff(slope)
+        # one slope change per kink, of the tabulated size (p on the grid: the jump sits in one difference)
+        assert int(jnp.sum(jnp.abs(jumps) > 1e-6)) == K
+        assert sorted(np.round(np.asarray(jumps[jnp.abs(jumps) > 1e-6]), 9).tolist()) == sorted(c)
+
+
 def test_relu_kinks_smoke_run_passes(tmp_path):
-    # K = 2: ~1 min on 2 cores (GD to t = 6e4 plus 64 narrow fits per width).
+    # K = 2 and 4, 4 seeds each: ~20 s on 2 cores (GD to t ≈ 2.6e4 plus 64 narrow fits per width).
     from experiments import relu_kinks
     from experiments.common import run_experiment
 
     result = run_experiment(relu_kinks, relu_kinks.smoke(), tmp_path / "run")
+    failed = [r for r in result.rows if not r["passed"]]
+    assert result.rows and not failed, failed
+    # every kind of row is there for each K: count, K+1 losses, K+1 kink counts, K+1 distances,
+    # K kink positions, K escape times (+ a count row for seeds with an empty lobe, if any)
+    names = [r["quantity"] for r in result.rows]
+    for K in (2, 4):
+        assert sum(n.startswith(f"K={K}: plateau count") for n in names) >= 1
+        assert sum(n.startswith(f"K={K}: plateau ") and "loss" in n for n in names) == K + 1
+        assert sum(n.startswith(f"K={K}: kinks of f") for n in names) == K + 1
+        assert sum(n.startswith(f"K={K}: kinks at plateau") for n in names) == K
+        assert sum(n.startswith(f"K={K}: escape") for n in names) == K
+
+
+@pytest.mark.slow
+def test_relu_kinks_default_run_passes(tmp_path):
+    # K = 2, 3, 4 with 8 seeds each: ~1 min on 2 cores.
+    from experiments import relu_kinks
+    from experiments.common import run_experiment
+
+    result = run_experiment(relu_kinks, relu_kinks.Config(), tmp_path / "run")
     failed = [r for r in result.rows if not r["passed"]]
     assert result.rows and not failed, failed

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from experiments import relu_plateau_grid as grid
-from experiments.relu_kinks import target
+from theory.relu import gd_rate
 
 X = jnp.linspace(-1.0, 1.0, 41)[:, None]
 
@@ -47,7 +47,7 @@ def _unit_log_norm_rate(y, theta0, sign, eta, n_steps, sigma=1e-12):
 
 @pytest.mark.parametrize("n_kinks", [1, 2])
 def test_growth_rate_matches_one_unit_flow(n_kinks):
-    y = target(X, n_kinks, 4.0, 3.0)
+    y = grid.convex_target(X, n_kinks, 4.0, 3.0)
     lam, theta = grid.growth_rate(X, y)
     # start 0.3 rad off the optimal direction: the direction must settle (ascent of G on
     # the circle) before the norm grows at λ. η = 2e-3 approximates the flow: the
@@ -57,23 +57,23 @@ def test_growth_rate_matches_one_unit_flow(n_kinks):
     rate, r_end = _unit_log_norm_rate(y, theta + 0.3, +1.0, eta, int(t_max / eta))
     assert r_end < 1e-3
     assert rate == pytest.approx(lam, rel=1e-2)
-    assert rate == pytest.approx(grid.gd_rate(lam, eta), rel=1e-3)
+    assert rate == pytest.approx(gd_rate(lam, eta), rel=1e-3)
 
 
 def test_gd_rate_matches_one_unit_gd():
     # at the experiment's η = 0.2 the linearised GD map multiplies ‖u‖ by 1 + ηλ per step
     # exactly, once aligned: 21% below the flow rate λ, so the GD rate must be used. The
     # only error left is the unsettled direction (decays like e^{−ct}) and O(‖u‖²).
-    y = target(X, 2, 4.0, 3.0)
+    y = grid.convex_target(X, 2, 4.0, 3.0)
     lam, theta = grid.growth_rate(X, y)
     rate, r_end = _unit_log_norm_rate(y, theta + 0.3, +1.0, 0.2, 40)
     assert r_end < 1e-3
-    assert rate == pytest.approx(grid.gd_rate(lam, 0.2), rel=1e-3)  # measured: 2e-9
+    assert rate == pytest.approx(gd_rate(lam, 0.2), rel=1e-3)  # measured: 2e-9
     assert abs(rate - lam) / lam > 0.15  # the flow rate would be wrong here
 
 
 def test_growth_rate_sign_symmetry_and_known_value():
-    y = target(X, 2, 4.0, 3.0)
+    y = grid.convex_target(X, 2, 4.0, 3.0)
     lam, _ = grid.growth_rate(X, y)
     lam_neg, _ = grid.growth_rate(X, -y)  # a negative-a unit leads, same rate
     assert lam_neg == pytest.approx(lam, rel=1e-12)
