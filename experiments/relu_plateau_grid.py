@@ -10,8 +10,10 @@ y = Σ_k c₁ r^−(k−1) relu(x − p_k), p_k evenly in [−0.6, 0.6] (``conve
 seeds × σ runs every cell of a target at once; ``detect_plateaus`` reads the
 plateaus and transitions of each loss curve.
 
-Prediction 1 (small σ). The loss visits K + 1 plateaus (the zero function, the
-best 1-, …, K-unit nets; see relu_kinks): count = K + 1 for every seed.
+Prediction 1 (small σ). The loss visits K + 1 plateaus (the zero function and one
+saddle per learned kink): count = K + 1 for every seed. (That the plateaus are
+the best k-unit nets is verified in ``relu_kinks``, on the net with a free
+affine part; for this plain net and these targets see its docstring.)
 
 Prediction 2 (escape rate). Near f = 0 a unit (u, a), u = (w, b), obeys the
 linearised flow (L = (1/2P)Σ(y − f)², x̃ = (x, 1))
