@@ -18,6 +18,7 @@ _MODULES = {
     "saddle-to-saddle": "experiments.saddle_to_saddle",
     "relu-kinks": "experiments.relu_kinks",
     "relu-plateau-grid": "experiments.relu_plateau_grid",
+    "relu-escape-grid": "experiments.relu_escape_grid",
     "conv-kernels": "experiments.conv_kernels",
     "activation-geometry": "experiments.activation_geometry",
     "semantic-hierarchy": "experiments.semantic_hierarchy",
