@@ -267,3 +267,39 @@ def test_relu_kinks_default_run_passes(tmp_path):
     result = run_experiment(relu_kinks, relu_kinks.Config(), tmp_path / "run")
     failed = [r for r in result.rows if not r["passed"]]
     assert result.rows and not failed, failed
+
+
+def _best_spline_loss(x, y, k):
+    """min over k breakpoints p (and slope jumps, and a free affine part) of (1/2P)‖P⊥(y − Σ c relu(x − p))‖²:
+    brute force over a 0.01 grid of sorted breakpoints, then Nelder-Mead from the best cell."""
+    from itertools import combinations
+
+    from scipy.optimize import minimize
+
+    q, _ = np.linalg.qr(np.stack([x, np.ones_like(x)], axis=1))
+    proj = lambda v: v - q @ (q.T @ v)
+    yt = proj(y)
+
+    def loss(ps):
+        f = proj(np.maximum(x[:, None] - np.asarray(ps)[None, :], 0.0))
+        coef, *_ = np.linalg.lstsq(f, yt, rcond=None)
+        return 0.5 * np.sum((yt - f @ coef) ** 2) / x.size
+
+    grid = np.linspace(-1, 1, 201)
+    best = min(combinations(grid, k), key=loss)
+    res = minimize(loss, np.array(best), method="Nelder-Mead", options={"xatol": 1e-12, "fatol": 1e-16, "maxiter": 4000})
+    return min(res.fun, loss(best))
+
+
+@pytest.mark.parametrize("K, k", [(2, 1), (3, 1), (3, 2)])
+def test_affine_free_narrow_optimum_matches_brute_force_spline(key, K, k):
+    # The narrow optima behind relu-kinks' plateau rows: with the affine part free a k-unit net
+    # is a k-knot linear spline, so L*_k is a least-squares fit over k breakpoints.
+    from experiments import relu_kinks
+
+    cfg = relu_kinks.Config(n_kinks=(K,), narrow_inits=64, narrow_steps=3000)
+    data = relu_kinks._data(cfg, K)
+    got, _ = relu_kinks._narrow_optima(cfg, data, k, key)
+    want = _best_spline_loss(np.asarray(data[0][:, 0]), np.asarray(data[1][:, 0]), k)
+    # two converged minimisations of one function (Adam's cosine tail vs Nelder-Mead at 1e-12)
+    assert got[k - 1] == pytest.approx(want, rel=1e-6)
