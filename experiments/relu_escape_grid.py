@@ -43,15 +43,12 @@ import warnings
 from typing import Tuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
-import dynamics
 from dynamics.plateaus import detect_plateaus
 from experiments import plotting, relu_kinks
 from experiments.common import POSITIVE, POSITIVE_INT, bound_row, check, check_fields, field, row
-from models import relu
+from experiments.relu_plateau_grid import seed_scale_losses
 from theory import relu as theory_relu
 
 NAME = "relu-escape-grid"
@@ -88,16 +85,10 @@ def smoke() -> Config:
 
 def _runs(cfg: Config, data, t_end: float, key):
     """Loss curves (seeds, σ, T) from one jit(vmap(vmap)) over seeds × init scales."""
-    steps = dynamics.log_steps(max(int(np.ceil(t_end / cfg.eta)), cfg.n_points), cfg.n_points)
-
-    def run(k, scale):
-        # balanced init is 1-homogeneous in σ, so scale a σ = 1 draw (σ may then be traced)
-        p0 = relu.init(k, n_in=1, hidden=cfg.hidden, n_out=1, scale=1.0, scheme="balanced")
-        p0 = jax.tree_util.tree_map(lambda v: scale * v, p0)
-        return dynamics.descend(relu_kinks.LOSS, p0, optax.sgd(cfg.eta), data, record_steps=steps).loss
-
-    grid = jax.jit(jax.vmap(jax.vmap(run, (None, 0)), (0, None)))
-    return steps * cfg.eta, np.asarray(grid(jax.random.split(key, cfg.n_seeds), jnp.asarray(cfg.init_scales)))
+    steps = relu_kinks.recording_steps(cfg, t_end)
+    losses = seed_scale_losses(relu_kinks.LOSS, data, steps, key, hidden=cfg.hidden, eta=cfg.eta,
+                               n_seeds=cfg.n_seeds, init_scales=cfg.init_scales)
+    return steps * cfg.eta, losses
 
 
 def simulate(cfg: Config, progress: bool = False) -> dict:
@@ -107,7 +98,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
         k_wide, k_narrow = jax.random.split(key)
         x, y = data = relu_kinks._data(cfg, K)
         narrow_loss, narrow_params = relu_kinks._narrow_optima(cfg, data, K, k_narrow)
-        residuals = [np.asarray(y)] + [np.asarray(y - relu.apply(p, x)) for p in narrow_params[:-1]]
+        residuals = relu_kinks.stage_residuals(x, y, narrow_params)
         per_log = theory_relu.incremental_escapes(x, residuals, log_inv_scale=1.0, eta=cfg.eta).times
         t, losses = _runs(cfg, data, cfg.horizon * per_log[-1] * np.log(1 / cfg.init_scales[0]), k_wide)
         out.update({f"t_{K}": t, f"loss_{K}": losses, f"escape_per_log_{K}": per_log, f"narrow_loss_{K}": narrow_loss})

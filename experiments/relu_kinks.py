@@ -153,8 +153,18 @@ def _narrow_optima(cfg: Config, data, n_kinks: int, key):
     return np.asarray(losses), params
 
 
+def stage_residuals(x, y, narrow_params) -> list:
+    """r_k = y − f*_k for k = 0, …, K−1 (r_0 = y): the landscapes of the plateaus before each escape."""
+    return [np.asarray(y)] + [np.asarray(y - relu.apply(p, x)) for p in narrow_params[:-1]]
+
+
+def recording_steps(cfg, t_end: float) -> np.ndarray:
+    """n_points log-spaced GD steps up to time t_end (t = step·η)."""
+    return dynamics.log_steps(max(int(np.ceil(t_end / cfg.eta)), cfg.n_points), cfg.n_points)
+
+
 def _wide_runs(cfg: Config, data, t_end: float, key):
-    steps = dynamics.log_steps(max(int(np.ceil(t_end / cfg.eta)), cfg.n_points), cfg.n_points)
+    steps = recording_steps(cfg, t_end)
 
     def run(k):
         p0 = relu.init(k, n_in=1, hidden=cfg.hidden, n_out=1, scale=cfg.init_scale, scheme="balanced")
@@ -172,7 +182,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
         k_wide, k_narrow = jax.random.split(key)
         x, y = data = _data(cfg, K)
         narrow_loss, narrow_params = _narrow_optima(cfg, data, K, k_narrow)
-        residuals = [np.asarray(y)] + [np.asarray(y - relu.apply(p, x)) for p in narrow_params[:-1]]
+        residuals = stage_residuals(x, y, narrow_params)
         escapes = theory_relu.incremental_escapes(x, residuals, log_inv_scale=float(np.log(1 / cfg.init_scale)), eta=cfg.eta)
         t, losses, params = _wide_runs(cfg, data, cfg.horizon * escapes.times[-1], k_wide)
         w0, b0, a0 = params["w"][:, 0, :, 0], params["b"][:, 0], params["a"][:, 0, 0]  # (seeds, h) at init

@@ -132,20 +132,26 @@ def convex_target(x: jax.Array, n_kinks: int, slope: float, ratio: float) -> jax
     return sum(slope * ratio ** -k * jax.nn.relu(x - pk) for k, pk in enumerate(p))
 
 
-def _runs(cfg: Config, data, n_steps: int, key):
-    """Loss curves (seeds, σ, T) from one jit(vmap(vmap)) over seeds × init scales."""
-    loss = dynamics.model_loss(relu.apply)
-    steps = dynamics.log_steps(n_steps, cfg.n_points)
+def seed_scale_losses(loss, data, steps, key, *, hidden: int, eta: float, n_seeds: int, init_scales) -> np.ndarray:
+    """Loss curves (seeds, σ, len(steps)) of 1-D ReLU nets (balanced init) trained by GD
+    on ``loss``, from one jit(vmap(vmap)) over seeds × init scales."""
 
     def run(k, scale):
         # balanced init is 1-homogeneous in σ, so scale a σ = 1 draw (σ may then be traced)
-        p0 = relu.init(k, n_in=1, hidden=cfg.hidden, n_out=1, scale=1.0, scheme="balanced")
+        p0 = relu.init(k, n_in=1, hidden=hidden, n_out=1, scale=1.0, scheme="balanced")
         p0 = jax.tree_util.tree_map(lambda v: scale * v, p0)
-        return dynamics.descend(loss, p0, optax.sgd(cfg.eta), data, record_steps=steps).loss
+        return dynamics.descend(loss, p0, optax.sgd(eta), data, record_steps=steps).loss
 
     grid = jax.jit(jax.vmap(jax.vmap(run, (None, 0)), (0, None)))
-    losses = grid(jax.random.split(key, cfg.n_seeds), jnp.asarray(cfg.init_scales))
-    return steps * cfg.eta, np.asarray(losses)
+    return np.asarray(grid(jax.random.split(key, n_seeds), jnp.asarray(init_scales)))
+
+
+def _runs(cfg: Config, data, n_steps: int, key):
+    """Loss curves (seeds, σ, T) of the plain net over seeds × init scales."""
+    steps = dynamics.log_steps(n_steps, cfg.n_points)
+    losses = seed_scale_losses(dynamics.model_loss(relu.apply), data, steps, key, hidden=cfg.hidden, eta=cfg.eta,
+                               n_seeds=cfg.n_seeds, init_scales=cfg.init_scales)
+    return steps * cfg.eta, losses
 
 
 def simulate(cfg: Config, progress: bool = False) -> dict:

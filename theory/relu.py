@@ -140,12 +140,17 @@ def _lobe_indices(g: np.ndarray, tol: float):
     return sorted(out)
 
 
+def _landscape(x, residual, n_grid: int, rel_tol: float):
+    """(grid, G on the grid, [(index, sign)] of its lobes above rel_tol · max|G|)."""
+    p = breakpoint_grid(x, n_grid)
+    g = unit_rate(x, residual, p)
+    return p, g, _lobe_indices(g, rel_tol * float(np.max(np.abs(g), initial=0.0)))
+
+
 def escape_lobes(x, residual, *, n_grid: int = 2001, rel_tol: float = 1e-6) -> Lobes:
     """Lobes of the escape landscape of ``residual`` (``unit_rate`` on a grid over
     the data range): local maxima of s·G with s·G > rel_tol · max|G|."""
-    p = breakpoint_grid(x, n_grid)
-    g = unit_rate(x, residual, p)
-    found = _lobe_indices(g, rel_tol * float(np.max(np.abs(g), initial=0.0)))
+    p, g, found = _landscape(x, residual, n_grid, rel_tol)
     return Lobes(np.array([p[i] for i, _ in found]), np.array([s for _, s in found]),
                  np.array([s * g[i] for i, s in found]))
 
@@ -162,9 +167,7 @@ def lobe_occupancy(x, residual, unit_breakpoints, unit_signs, *, n_grid: int = 2
     ``escape_lobes`` order."""
     p_units = _column("unit_breakpoints", unit_breakpoints)
     s_units = np.sign(_column("unit_signs", unit_signs, p_units.size))
-    grid = breakpoint_grid(x, n_grid)
-    g = unit_rate(x, residual, grid)
-    lobes = _lobe_indices(g, rel_tol * float(np.max(np.abs(g), initial=0.0)))
+    grid, g, lobes = _landscape(x, residual, n_grid, rel_tol)
     counts = np.zeros(len(lobes), dtype=int)
     top = {lobe: n for n, lobe in enumerate(lobes)}
     inside = (p_units > grid[0]) & (p_units < grid[-1]) & (s_units != 0)
@@ -217,10 +220,8 @@ def incremental_escapes(x, residuals: Sequence, *, log_inv_scale: float, eta: fl
         raise ValueError(f"log_inv_scale={log_inv_scale!r} is invalid; allowed: ln(1/σ) > 0")
     if len(residuals) < 1:
         raise ValueError("residuals is empty; allowed: one residual per stage (r_0 = y first)")
-    p = breakpoint_grid(x, n_grid)
-    landscapes = [unit_rate(x, r, p) for r in residuals]
-    tol0 = rel_tol * float(np.max(np.abs(landscapes[0]), initial=0.0))
-    start = _lobe_indices(landscapes[0], tol0)
+    p, g0, start = _landscape(x, residuals[0], n_grid, rel_tol)
+    landscapes = [g0] + [unit_rate(x, r, p) for r in residuals[1:]]
     index = np.array([i for i, _ in start], dtype=int)
     sign = np.array([s for _, s in start])
     grown = np.zeros(index.size)
