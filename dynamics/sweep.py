@@ -23,7 +23,7 @@ import functools
 import itertools
 import json
 import os
-import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Dict, Mapping, NamedTuple, Optional, Sequence
 
@@ -32,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
+
+from dynamics import records
 
 Cells = Dict[str, np.ndarray]
 
@@ -137,24 +139,9 @@ def failed_cells(outputs: Mapping[str, np.ndarray], *, loss_key: str = "loss", m
 
 # ----------------------------------------------------------------- storage
 
-def _atomic_savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+# Kept as names here: the chunk writers below (and older callers) use them.
+_atomic_savez = records.atomic_savez
+_atomic_write_text = records.atomic_write_text
 
 
 def _fingerprint(cells: Cells, plan: Plan, extra: Mapping) -> dict:
@@ -176,15 +163,23 @@ def run_sweep(
     max_loss: float = np.inf,
     fingerprint: Optional[Mapping] = None,
     progress: bool = False,
+    write_results: bool = True,
+    meta: Optional[Mapping] = None,
+    metric: Optional[str] = None,
 ) -> tuple:
     """Run every cell; return ``(outputs, failed)`` with outputs[k] of shape (n_cells, ...).
 
     With ``out_dir``, each finished chunk is written to ``out_dir/chunks/`` and
     ``resume=True`` skips chunks already there (the grid, chunking and
     ``fingerprint`` — e.g. the static config — must match what was started).
-    Without ``resume``, ``out_dir`` must not hold a sweep already.
+    Without ``resume``, ``out_dir`` must not hold a sweep already; a folder
+    holding anything else is never written into. At the end (unless
+    ``write_results=False``) the folder gets ``results.npz``, ``meta.json``
+    (``meta`` added to it) and ``summary.txt`` (``metric`` per cell): see
+    ``write_sweep_folder``; ``experiments.load(out_dir)`` reads it back.
     """
     total = n_cells(cells)
+    start_time = time.perf_counter()
     plan = make_plan(total, batch_size=batch_size, n_devices=n_devices)
     chunk_dir = None
     if out_dir is not None:
@@ -194,9 +189,12 @@ def run_sweep(
         if grid_file.exists():
             if not resume:
                 raise FileExistsError(f"{str(out_dir)!r} already holds a sweep; pass --resume to continue it or choose another --out")
-            if json.loads(grid_file.read_text()) != spec:
+            if records.read_json(grid_file, fix="delete the folder and start the sweep again") != spec:
                 raise ValueError(f"{str(out_dir)!r} holds a different sweep (grid, chunking or config differ); "
                                  f"resume with the same arguments or choose another --out")
+        elif Path(out_dir).exists() and (not Path(out_dir).is_dir() or any(Path(out_dir).iterdir())):
+            raise FileExistsError(f"{str(out_dir)!r} exists and holds no sweep (no grid.json); "
+                                  "choose another out_dir (nothing there is overwritten)")
         chunk_dir.mkdir(parents=True, exist_ok=True)
         if not grid_file.exists():
             _atomic_write_text(grid_file, json.dumps(spec))
@@ -209,8 +207,7 @@ def run_sweep(
             stop = min(start + plan.chunk, total)
             path = None if chunk_dir is None else chunk_dir / f"chunk-{i:06d}.npz"
             if path is not None and path.exists():
-                with np.load(path) as saved:
-                    out = {k: saved[k] for k in saved.files}
+                out = records.load_npz(path, fix=f"delete {path.name} and resume the sweep to recompute that chunk")
             else:
                 values = _pad({k: v[start:stop] for k, v in cells.items()}, plan.chunk)
                 out = {k: v[: stop - start] for k, v in run_chunk(values).items()}
@@ -219,4 +216,164 @@ def run_sweep(
             pieces.append(out)
             bar.update(stop - start)
     outputs = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
-    return outputs, failed_cells(outputs, max_loss=max_loss)
+    failed = failed_cells(outputs, max_loss=max_loss)
+    if out_dir is not None and write_results and jax.process_index() == 0:
+        run_meta = {"wall_time_s": round(time.perf_counter() - start_time, 3), "batch_size": plan.batch_size,
+                    "chunk": plan.chunk, **(meta or {})}
+        write_sweep_folder(out_dir, cells, outputs, failed, max_loss=max_loss, n_devices=plan.n_devices,
+                           meta=run_meta, metric=metric)
+    return outputs, failed
+
+
+# ------------------------------------------------------------ sweep folder
+
+def time_axes(outputs: Mapping[str, np.ndarray]) -> Dict[str, str]:
+    """{curve: its time output} for the outputs recorded along time.
+
+    A cell names the time axis of a curve ``k`` by returning ``k + "_t"``, or
+    one axis ``t`` for every output whose first per-cell axis has its length
+    (outputs are batched: ``outputs[k]`` has shape (n_cells, T, ...)).
+    """
+    out = {}
+    for k, v in outputs.items():
+        if k == "t" or k.endswith("_t") or np.ndim(v) < 2:
+            continue
+        for tk in (f"{k}_t", "t"):
+            tv = outputs.get(tk)
+            if tv is not None and np.ndim(tv) == 2 and tv.shape[1] == np.shape(v)[1]:
+                out[k] = tk
+                break
+    return out
+
+
+def _where(j: int, t: Optional[np.ndarray]) -> str:
+    return f"record {j}" if t is None else f"t={float(t[j]):.4g} (record {j})"
+
+
+def failure_reasons(outputs: Mapping[str, np.ndarray], failed: np.ndarray, *, loss_key: str = "loss",
+                    max_loss: float = np.inf) -> Dict[int, str]:
+    """{cell index: why it failed} for every failed cell, e.g. ``"NaN in loss from
+    t=12.5 (record 50)"`` or ``"loss 3.1e+07 > max_loss 1e+06 from t=…"``; the
+    time is the cell's own record time where it returns one (``time_axes``)."""
+    axes = time_axes(outputs)
+    reasons = {}
+    for i in np.flatnonzero(failed):
+        parts = []
+        for k, v in outputs.items():
+            v = np.asarray(v[i])
+            if not np.issubdtype(v.dtype, np.floating) or np.all(np.isfinite(v)):
+                continue
+            bad = ~np.isfinite(v)
+            kind = "NaN" if np.isnan(v[bad]).all() else ("inf" if np.isinf(v[bad]).all() else "NaN/inf")
+            if v.ndim == 0:
+                parts.append(f"{k} is {kind}")
+                continue
+            if k in axes:  # a curve: from which record on
+                j = int(np.argmax(bad.reshape(v.shape[0], -1).any(axis=1)))
+                parts.append(f"{kind} in {k} from {_where(j, np.asarray(outputs[axes[k]][i]))}")
+            else:
+                index = np.unravel_index(int(np.argmax(bad.ravel())), v.shape)
+                parts.append(f"{kind} in {k}[{', '.join(map(str, index))}]")
+        if loss_key in outputs:
+            loss = np.asarray(outputs[loss_key][i], float)
+            over = np.isfinite(loss) & (loss > max_loss)
+            if over.any():
+                j = int(np.argmax(over.reshape(loss.shape[0], -1).any(axis=1))) if loss.ndim else 0
+                t = np.asarray(outputs[axes[loss_key]][i]) if loss_key in axes else None
+                value = float(np.ravel(loss)[int(np.argmax(np.ravel(over)))])
+                where = f" from {_where(j, t)}" if loss.ndim else ""
+                parts.append(f"{loss_key} {value:.3g} > max_loss {max_loss:g}{where}")
+        reasons[int(i)] = "; ".join(parts) or "failed"
+    return reasons
+
+
+def grid_of(cells: Cells) -> Dict[str, list]:
+    """{field: its distinct values, in order of first appearance}."""
+    out = {}
+    for k, v in cells.items():
+        _, first = np.unique(np.asarray(v), return_index=True)
+        out[k] = np.asarray(v)[np.sort(first)].tolist()
+    return out
+
+
+def metric_values(outputs: Mapping[str, np.ndarray], metric: Optional[str]) -> tuple:
+    """(label, (n,) values): ``metric`` per cell; a curve gives its last entry.
+    With metric None: ``loss`` if the cell returns it, else its first output."""
+    metric = metric or ("loss" if "loss" in outputs else next(iter(outputs)))
+    if metric not in outputs:
+        raise ValueError(f"metric {metric!r} is not an output of the cell; outputs: {', '.join(outputs)}")
+    v = np.asarray(outputs[metric])
+    flat = v.reshape(v.shape[0], -1)
+    if v.ndim == 1:
+        return metric, flat[:, 0].astype(float)
+    return f"{metric}[-1]", flat[:, -1].astype(float)
+
+
+def sweep_summary(cells: Cells, outputs: Mapping[str, np.ndarray], failed: np.ndarray,
+                  reasons: Mapping[int, str], metric: Optional[str] = None) -> str:
+    """One line per cell: grid values, the metric, ok or FAILED with the reason."""
+    label, values = metric_values(outputs, metric)
+    names = list(cells)
+    width = max(14, len(label))
+    lines = ["  ".join(f"{n:>12}" for n in names) + f"  {label:>{width}}  status"]
+    for i in range(len(failed)):
+        vals = "  ".join(f"{float(cells[n][i]):>12.4g}" for n in names)
+        status = f"FAILED: {reasons.get(i, 'failed')}" if failed[i] else "ok"
+        lines.append(f"{vals}  {values[i]:>{width}.4g}  {status}")
+    lines.append(f"{len(failed)} cells, {int(np.sum(failed))} failed")
+    return "\n".join(lines) + "\n"
+
+
+def write_sweep_folder(out_dir: os.PathLike, cells: Cells, outputs: Mapping[str, np.ndarray], failed: np.ndarray, *,
+                       max_loss: float = np.inf, loss_key: str = "loss", n_devices: Optional[int] = None,
+                       grid: Optional[Mapping[str, list]] = None, meta: Optional[Mapping] = None,
+                       metric: Optional[str] = None) -> Dict:
+    """Write ``results.npz``, ``meta.json`` and ``summary.txt`` into ``out_dir``; return the meta.
+
+    results.npz: ``failed`` (n,), ``cell/<field>`` (n,) grid values, ``out/<key>``
+    (n, ...) outputs, time axes included (``meta["time_axes"]`` maps each curve
+    to its time output). meta.json: ``kind = "sweep"``, the grid, versions, git
+    sha and dirty flag, creation time, each failed cell's values and reason.
+    """
+    out_dir = Path(out_dir)
+    failed = np.asarray(failed, bool)
+    reasons = failure_reasons(outputs, failed, loss_key=loss_key, max_loss=max_loss)
+    records.atomic_savez(out_dir / "results.npz", {"failed": failed, **{f"cell/{k}": np.asarray(v) for k, v in cells.items()},
+                                                  **{f"out/{k}": np.asarray(v) for k, v in outputs.items()}})
+    info = {
+        "kind": "sweep",
+        "grid": {k: list(v) for k, v in (grid or grid_of(cells)).items()},
+        "n_cells": int(len(failed)), "n_failed": int(failed.sum()),
+        "failed": [{"index": i, "values": {k: np.asarray(v[i]).tolist() for k, v in cells.items()}, "reason": r}
+                   for i, r in reasons.items()],
+        "outputs": {k: list(np.shape(v)[1:]) for k, v in outputs.items()},
+        "time_axes": time_axes(outputs),
+        "max_loss": float(max_loss) if np.isfinite(max_loss) else None,
+        "backend": jax.default_backend(), "devices": n_devices or len(jax.devices()),
+        "x64": bool(jax.config.jax_enable_x64),
+        **records.provenance(),
+        **json.loads(json.dumps(dict(meta or {}), default=str)),
+    }
+    records.write_json(out_dir / "meta.json", info)
+    records.atomic_write_text(out_dir / "summary.txt", sweep_summary(cells, outputs, failed, reasons, metric))
+    return info
+
+
+def check_cell(cell: Callable, cells: Cells, *, name: str = "cell") -> Dict[str, jax.ShapeDtypeStruct]:
+    """Trace ``cell`` on the first cell (no compute) and check it returns a flat
+    dict of arrays; return their shapes. One-line ValueError naming ``name`` if not."""
+    first = {k: jnp.asarray(np.asarray(v)[0]) for k, v in cells.items()}
+    try:
+        shapes = jax.eval_shape(cell, first)
+    except Exception as err:  # the user's function raised while tracing: say so in one line
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ValueError(f"{name} raised {type(err).__name__}{': ' + msg if msg else ''} on the first cell "
+                         f"{ {k: np.asarray(v)[0].item() for k, v in cells.items()} }") from None
+    if not isinstance(shapes, dict) or not shapes:
+        got = "an array" if isinstance(shapes, jax.ShapeDtypeStruct) else (
+            "an empty dict" if isinstance(shapes, dict) else f"a {type(shapes).__name__}")
+        raise ValueError(f"{name} must return a non-empty dict of arrays (name -> array), got {got}")
+    bad = [k for k, v in shapes.items() if not isinstance(v, jax.ShapeDtypeStruct)]
+    if bad:
+        raise ValueError(f"{name} must return a flat dict of arrays; {', '.join(map(repr, bad))} is not an array")
+    return shapes
