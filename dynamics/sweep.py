@@ -44,6 +44,8 @@ def product_grid(axes: Mapping[str, Sequence[float]]) -> Cells:
     if not axes:
         raise ValueError("a grid needs at least one axis")
     for name, vals in axes.items():
+        if isinstance(vals, (str, bytes)) or np.ndim(vals) != 1:
+            raise ValueError(f"grid axis {name!r} needs a list of values, got {vals!r}; e.g. {{{name!r}: [0.1, 0.2]}}")
         if len(vals) == 0:
             raise ValueError(f"grid axis {name!r} has no values")
     combos = list(itertools.product(*axes.values()))
@@ -137,8 +139,22 @@ def failed_cells(outputs: Mapping[str, np.ndarray], *, loss_key: str = "loss", m
 
 # ----------------------------------------------------------------- storage
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mkstemp(path: Path, suffix: str = "") -> tuple:
+    """mkstemp next to ``path``, then the mode the user's umask gives any new file
+    (mkstemp's 0600 would hide chunks from a group sharing the sweep folder)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
 def _atomic_savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+    fd, tmp = _mkstemp(path, ".npz")
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
@@ -151,7 +167,7 @@ def _atomic_savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = _mkstemp(path)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     os.replace(tmp, path)
