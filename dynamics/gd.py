@@ -22,7 +22,14 @@ def _segment_lengths(record_steps):
         # guarantees they increase. fori_loop then runs a while loop per segment.
         steps = jnp.asarray(record_steps)
         return jnp.diff(steps, prepend=jnp.zeros((1,), steps.dtype))
-    steps = np.asarray(record_steps, dtype=np.int64)
+    given = np.asarray(record_steps)
+    if given.dtype == bool or not (np.issubdtype(given.dtype, np.integer) or np.issubdtype(given.dtype, np.floating)):
+        raise ValueError(f"record_steps={record_steps!r} is invalid; allowed: integer step indices")
+    if np.issubdtype(given.dtype, np.floating) and not np.all(np.isfinite(given) & (given == np.round(given))):
+        # a fractional step would be truncated silently, shifting the recorded times
+        raise ValueError(f"record_steps={record_steps!r} is invalid; allowed: integer step indices "
+                         f"(round them, e.g. np.round(t / learning_rate).astype(int))")
+    steps = given.astype(np.int64)
     if steps.ndim != 1 or steps.size == 0 or steps[0] < 0 or np.any(np.diff(steps) <= 0):
         raise ValueError(f"record_steps must be a non-empty increasing sequence of steps ≥ 0, got {record_steps!r}")
     return np.diff(np.concatenate([[0], steps]))
@@ -102,9 +109,13 @@ def descend(
     if progress:
         record_jit = jax.jit(record)
         outs = []
-        with tqdm(total=int(np.sum(segments)), desc="gradient descent", unit="step", leave=False) as bar:
+        with tqdm(total=int(np.sum(segments)), desc="gradient descent", unit="step") as bar:
             for n in segments:
                 carry, out = record_jit(carry, jnp.asarray(n), data)
+                # Dispatch is asynchronous: without waiting, the loop would queue every
+                # segment at once and the bar would jump from 0 to the end. Waiting per
+                # segment costs a few µs of sync; the steps themselves dominate.
+                jax.block_until_ready(out)
                 outs.append(out)
                 bar.update(int(n))
         losses, stats = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)

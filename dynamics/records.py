@@ -69,11 +69,33 @@ def provenance() -> Dict[str, Any]:
 
 # ------------------------------------------------------------------ writes
 
+def umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask is
+    set-and-return, which would briefly loosen it for other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mkstemp(path: Path, suffix: str = "") -> tuple:
+    """mkstemp next to ``path``, then the mode the user's umask gives any new file
+    (mkstemp's 0600 would hide results from a group sharing the folder)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~umask())
+    return fd, tmp
+
+
 def atomic_savez(path: os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
     """np.savez to a temp file in the same folder, fsync, rename: a reader (or a
     killed writer) never sees a half-written file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+    fd, tmp = _mkstemp(path, ".npz")
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
@@ -88,7 +110,7 @@ def atomic_savez(path: os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
 def atomic_write_text(path: os.PathLike, text: str) -> None:
     """Write ``text`` to a temp file in the same folder, then rename over ``path``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = _mkstemp(path)
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)

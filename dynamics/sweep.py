@@ -46,6 +46,8 @@ def product_grid(axes: Mapping[str, Sequence[float]]) -> Cells:
     if not axes:
         raise ValueError("a grid needs at least one axis")
     for name, vals in axes.items():
+        if isinstance(vals, (str, bytes)) or np.ndim(vals) != 1:
+            raise ValueError(f"grid axis {name!r} needs a list of values, got {vals!r}; e.g. {{{name!r}: [0.1, 0.2]}}")
         if len(vals) == 0:
             raise ValueError(f"grid axis {name!r} has no values")
     combos = list(itertools.product(*axes.values()))

@@ -92,9 +92,8 @@ def cmd_list(args) -> int:
 def cmd_run(args) -> int:
     exp = experiments.get(args.name)
     cfg = _config(exp, args.smoke, args.set)
-    out = Path(args.out) if args.out else Path("runs") / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    common.ensure_fresh_dir(out)
-    _enable_x64()
+    out = Path(args.out) if args.out else common.default_out_dir(args.name)
+    _enable_x64()  # run_experiment checks `out` (creatable, empty) before computing
     start = time.perf_counter()
     result = exp.run(cfg, out, progress=not args.no_progress)
     print(_format_rows(result.rows))
@@ -143,9 +142,12 @@ def cmd_sweep(args) -> int:
     if not hasattr(exp.module, "cell"):
         raise ValueError(f"experiment {args.name!r} defines no sweep cell; sweepable: "
                          f"{', '.join(n for n, e in _usable().items() if hasattr(e.module, 'cell'))}")
+    _check_sweep_flags(args)
     base = _config(exp, args.smoke, args.set)
+    _check_grid_keys(exp, args.grid or [], args.set or [])
     axes = sweep.parse_grid(exp.module, base, args.grid or [])
-    out = Path(args.out) if args.out else Path("runs") / f"sweep-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _check_grid_values(axes)
+    out = Path(args.out) if args.out else common.default_out_dir(f"sweep-{args.name}")
     if args.x64:
         _enable_x64()
     cells, outputs, failed = sweep.run(exp.module, base, axes, out, resume=args.resume, n_devices=args.devices,
@@ -175,6 +177,37 @@ def _print_sweep(out: Path) -> int:
     print("\n".join(text if len(text) <= 40 else text[:20] + ["..."] + text[-19:]))
     print(f"sweep folder: {out}")
     return 0
+
+
+def _check_sweep_flags(args) -> None:
+    if not args.max_loss > 0:  # also refuses NaN
+        raise ValueError(f"--max-loss={args.max_loss} is invalid; allowed: a number > 0 (inf: never mark a cell failed by its loss)")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size={args.batch_size} is invalid; allowed: an integer ≥ 1")
+    if args.devices is not None and args.devices < 1:
+        raise ValueError(f"--devices={args.devices} is invalid; allowed: an integer ≥ 1 (default: all local devices)")
+
+
+def _check_grid_keys(exp, grid_args, set_args) -> None:
+    """A swept field is a scalar and is not also fixed by --set (checked before parsing values)."""
+    hints = typing.get_type_hints(exp.Config)
+    fixed = {a.partition("=")[0].strip() for a in set_args}
+    for item in grid_args:
+        key = item.partition("=")[0].strip()
+        if key in fixed:
+            raise ValueError(f"{key} is given both by --set and by --grid; drop one (--grid sweeps it, --set fixes it)")
+        if typing.get_origin(hints.get(key)) is tuple:
+            raise ValueError(f"--grid {key}: {key} is a tuple field ({common._describe(hints[key])}), which a grid cannot "
+                             f"sweep (its values would split at the commas); run `saddle run --set {key}=...` once per tuple")
+
+
+def _check_grid_values(axes) -> None:
+    for key, values in axes.items():
+        seen = []
+        for v in values:
+            if v in seen:
+                raise ValueError(f"--grid {key} lists {v!r} twice; give each value once")
+            seen.append(v)
 
 
 def cmd_plot(args) -> int:
@@ -286,6 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _out_of_memory(err: BaseException) -> bool:
+    """numpy's MemoryError, or XLA's allocation failure (a JaxRuntimeError)."""
+    text = str(err)
+    return isinstance(err, MemoryError) or (
+        type(err).__name__ in ("JaxRuntimeError", "XlaRuntimeError") and ("RESOURCE_EXHAUSTED" in text or "Out of memory" in text))
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     try:
@@ -298,6 +338,13 @@ def main(argv=None) -> int:
         if os.environ.get("SADDLE_DEBUG"):
             raise
         print(f"saddle: error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except Exception as err:
+        if not _out_of_memory(err) or os.environ.get("SADDLE_DEBUG"):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"saddle: error: out of memory ({first[-160:]}); the config is too large for this machine: "
+              f"reduce its widths or sizes (keys: `saddle list -v`)", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("saddle: interrupted", file=sys.stderr)

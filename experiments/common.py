@@ -9,11 +9,14 @@ writes the run folder (DESIGN.md, "Data flow of one experiment").
 from __future__ import annotations
 
 import dataclasses
+import errno
+import itertools
 import json
 import math
 import os
+import secrets
 import shutil
-import tempfile
+import sys
 import time
 import typing
 from pathlib import Path
@@ -176,7 +179,85 @@ git_commit = records.git_commit
 def ensure_fresh_dir(out_dir: Path) -> None:
     """Refuse an existing non-empty folder: a run never overwrites another."""
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise FileExistsError(f"output folder {str(out_dir)!r} exists and is not empty; choose another --out")
+        what = "is a file" if not out_dir.is_dir() else "exists and is not empty"
+        raise FileExistsError(f"output folder {str(out_dir)!r} {what}; choose another --out")
+
+
+def default_out_dir(name: str, root: os.PathLike = "runs") -> Path:
+    """``root/NAME-YYYYMMDD-HHMMSS-xxxxxx``: the time to the second plus a random
+    suffix, so runs started in the same second get different folders."""
+    return Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+umask = records.umask
+
+
+def _mkdir_unique(parent: Path, prefix: str) -> Path:
+    """A new folder ``parent/prefix<random>``, created with the user's umask
+    (tempfile.mkdtemp would make it 0700, unreadable to a group sharing runs/)."""
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+
+
+def _scratch_dir(out_dir: Path) -> Path:
+    """Check that ``out_dir`` can be created and make the hidden sibling the run is
+    written into; one-line ValueError naming ``out_dir`` otherwise. Runs before
+    any compute, so a bad --out costs nothing."""
+    ensure_fresh_dir(out_dir)
+    ancestor = out_dir.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"cannot create run folder {str(out_dir)!r}: {str(ancestor)!r} is a file, not a folder; choose another --out")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        return _mkdir_unique(out_dir.parent, f".{out_dir.name}.")
+    except OSError as err:
+        raise ValueError(f"cannot create run folder {str(out_dir)!r}: {err.strerror or err}; choose another --out") from None
+
+
+def physical_memory() -> Optional[int]:
+    """Bytes of RAM on this machine, None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(exp: Any, cfg: Any) -> None:
+    """Refuse, before compiling, a config whose ``exp.memory_bytes(cfg)`` (an
+    optional lower bound an experiment may define) exceeds this machine's RAM.
+    Sizes no estimate foresees end in XLA's allocation error, which the CLI
+    turns into one line as well."""
+    estimate, total = getattr(exp, "memory_bytes", None), physical_memory()
+    if estimate is None or total is None:
+        return
+    need = int(estimate(cfg))
+    if need > total:
+        raise ValueError(f"{exp.NAME} with this config needs at least {need / 2**30:.3g} GiB of memory, more than this "
+                         f"machine's {total / 2**30:.3g} GiB; reduce its widths or sizes (keys: `saddle list -v`)")
+
+
+def _publish(tmp: Path, out_dir: Path) -> Path:
+    """Rename the finished ``tmp`` to ``out_dir``; if that name was taken while the
+    run computed (another run, a file), use ``out_dir-2``, ``-3``, ... and say so."""
+    for i in itertools.count(2):
+        target = out_dir if i == 2 else out_dir.with_name(f"{out_dir.name}-{i - 1}")
+        try:
+            os.rename(tmp, target)  # atomic; replaces only an empty folder
+        except OSError as err:
+            if err.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                continue
+            raise
+        if target != out_dir:
+            print(f"saddle: {str(out_dir)!r} appeared while this run computed; the run went to {str(target)!r}",
+                  file=sys.stderr)
+        return target
 
 
 def save_figures(figures: Dict[str, Any], out_dir: Path) -> List[str]:
@@ -204,40 +285,40 @@ def worst_point_row(quantity: str, theory: np.ndarray, simulation: np.ndarray, *
 def run_experiment(exp: Any, cfg: Any, out_dir: os.PathLike, *, progress: bool = False) -> Result:
     """simulate → verify → plot → write results.npz, meta.json, verify.json, figures.
 
-    Everything is written into a temporary sibling folder that is renamed to
-    ``out_dir`` at the end, so an interrupted run leaves no half-written folder.
+    ``out_dir`` is checked (creatable, empty) before any compute. Everything is
+    written into a hidden sibling folder that is renamed to ``out_dir`` at the
+    end, so an interrupted run leaves no half-written folder; if ``out_dir``
+    appeared meanwhile, the run goes to ``out_dir-2`` (printed; ``Result.out_dir``
+    says where). Folders and files get the user's umask, like any other file.
     """
     import jax
 
     out_dir = Path(out_dir)
-    ensure_fresh_dir(out_dir)
-    start = time.perf_counter()
-    arrays = {k: np.asarray(v) for k, v in exp.simulate(cfg, progress=progress).items()}
-    wall = time.perf_counter() - start
-    rows = [{"experiment": exp.NAME, **r} for r in exp.verify(arrays, cfg)]
-    meta = {
-        "experiment": exp.NAME,
-        "config": dataclasses.asdict(cfg),
-        "versions": _versions(),
-        "git_commit": git_commit(),
-        "git_dirty": records.git_dirty(),
-        "seed": getattr(cfg, "seed", None),
-        "wall_time_s": round(wall, 3),
-        "backend": jax.default_backend(),
-        "devices": [str(d) for d in jax.devices()],
-        "x64": bool(jax.config.jax_enable_x64),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    check_memory(exp, cfg)
+    tmp = _scratch_dir(out_dir)
     try:
+        start = time.perf_counter()
+        arrays = {k: np.asarray(v) for k, v in exp.simulate(cfg, progress=progress).items()}
+        wall = time.perf_counter() - start
+        rows = [{"experiment": exp.NAME, **r} for r in exp.verify(arrays, cfg)]
+        meta = {
+            "experiment": exp.NAME,
+            "config": dataclasses.asdict(cfg),
+            "versions": _versions(),
+            "git_commit": git_commit(),
+            "git_dirty": records.git_dirty(),
+            "seed": getattr(cfg, "seed", None),
+            "wall_time_s": round(wall, 3),
+            "backend": jax.default_backend(),
+            "devices": [str(d) for d in jax.devices()],
+            "x64": bool(jax.config.jax_enable_x64),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         np.savez(tmp / "results.npz", **arrays)
         meta["figures"] = save_figures(exp.plot(arrays, cfg), tmp)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
         (tmp / "verify.json").write_text(json.dumps(rows, indent=2))
-        if out_dir.exists():
-            out_dir.rmdir()  # empty, checked above
-        tmp.rename(out_dir)
+        out_dir = _publish(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

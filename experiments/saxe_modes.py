@@ -53,10 +53,20 @@ class Config:
         check("s", self.s, len(self.s) <= min(self.n_in, self.n_out, self.hidden), f"at most min(n_in, n_out, hidden) values")
         check("n_samples", self.n_samples, self.n_samples >= self.n_in, f"≥ n_in = {self.n_in}")
         check("u0", self.u0, self.u0 < min(self.s), f"0 < u0 < min(s) = {min(self.s)}")
+        n_steps = int(round(self.horizon / self.learning_rate))
+        check("record_every", self.record_every, self.record_every <= n_steps,
+              f"at most the run's {n_steps} GD steps (horizon/learning_rate)")
 
 
 def smoke() -> Config:
     return Config(record_every=10, flow_depths=(2, 3))
+
+
+def memory_bytes(cfg: Config) -> int:
+    """Lower bound on the memory a run needs: float64 hidden × hidden rotations
+    (init_aligned draws a Haar matrix per hidden layer; QR holds ~3 copies) and
+    the P × max(n_in, n_out) data. Checked before compiling (common.run_experiment)."""
+    return 8 * (3 * cfg.hidden**2 + 2 * cfg.n_samples * max(cfg.n_in, cfg.n_out))
 
 
 def _observer(task):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import time
 from pathlib import Path
 from typing import Dict, List
@@ -48,6 +49,44 @@ def _groups(exp, axes: Dict[str, list]):
     return dynamic, [dict(zip(static, c)) for c in combos]
 
 
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def check_resumable(exp, base, axes, statics, out_dir: Path) -> None:
+    """Refuse ``--resume`` (before any work) unless ``out_dir`` holds a sweep of
+    this experiment over this grid: a run folder, a sweep of another experiment
+    or grid, or unrelated files are never written into."""
+    where = repr(str(out_dir))
+    if not (out_dir / "groups").is_dir():
+        if (out_dir / "meta.json").is_file() or (out_dir / "results.npz").is_file():
+            raise FileExistsError(f"{where} is a run folder or other results, not a sweep; --resume continues only a sweep "
+                                  f"of the same experiment and grid: choose another --out")
+        raise FileNotFoundError(f"{where} holds no sweep to resume (no groups/ folder); drop --resume to start one")
+    meta_file = out_dir / "meta.json"
+    if meta_file.is_file():
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError):
+            meta = None
+        if not isinstance(meta, dict) or "grid" not in meta:
+            raise FileExistsError(f"{where} is a run folder, not a sweep; --resume continues only a sweep of the same "
+                                  f"experiment and grid: choose another --out")
+        if meta.get("experiment") != exp.NAME:
+            raise ValueError(f"{where} holds a sweep of {meta.get('experiment')!r}, not {exp.NAME!r}; choose another --out")
+        if meta["grid"] != _jsonable(axes) or (meta.get("base_config") and meta["base_config"] != _jsonable(dataclasses.asdict(base))):
+            raise ValueError(f"{where} holds a different sweep (grid or config differ: {meta['grid']}); resume with the "
+                             f"same --grid/--set/--smoke or choose another --out")
+    groups = sorted(p.name for p in (out_dir / "groups").iterdir())
+    expected = {f"{g:03d}": dataclasses.replace(base, **static) for g, static in enumerate(statics)}
+    for name in groups:
+        spec_file = out_dir / "groups" / name / "grid.json"
+        if name not in expected or (spec_file.is_file()
+                                    and json.loads(spec_file.read_text()).get("extra") != _jsonable(dataclasses.asdict(expected[name]))):
+            raise ValueError(f"{where} holds a different sweep (grid or config differ in group {name}); resume with the "
+                             f"same --grid/--set/--smoke or choose another --out")
+
+
 def run(exp, base, axes, out_dir: Path, *, resume=False, n_devices=None, batch_size=64,
         max_loss=1e6, progress=True):
     """Run every group; write the sweep folder; return (cells, outputs, failed)."""
@@ -55,13 +94,13 @@ def run(exp, base, axes, out_dir: Path, *, resume=False, n_devices=None, batch_s
     import jax.numpy as jnp
 
     out_dir = Path(out_dir)
+    dynamic, statics = _groups(exp, axes)
     if not resume:
         if (out_dir / "groups").exists():
             raise FileExistsError(f"{str(out_dir)!r} already holds a sweep; pass --resume to continue it or choose another --out")
         common.ensure_fresh_dir(out_dir)
-    elif not (out_dir / "meta.json").exists() and not (out_dir / "groups").exists():
-        raise FileNotFoundError(f"{str(out_dir)!r} holds no sweep to resume")
-    dynamic, statics = _groups(exp, axes)
+    else:
+        check_resumable(exp, base, axes, statics, out_dir)
     start = time.perf_counter()
     tables = []
     for g, static in enumerate(statics):

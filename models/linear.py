@@ -24,8 +24,25 @@ def _check_sizes(sizes: Sequence[int]) -> tuple:
     return sizes
 
 
+def _check_layers(params: Params) -> tuple:
+    """(n_in, n_out) of a layer list whose shapes chain; shapes are static, so this
+    also runs under jit/vmap."""
+    if len(params) == 0:
+        raise ValueError("params must be a non-empty list of weight matrices [W1 (h1, n_in), ..., WL (n_out, h)]")
+    for l, w in enumerate(params):
+        if jnp.ndim(w) != 2:
+            raise ValueError(f"layer {l + 1} has shape {jnp.shape(w)}; allowed: a matrix (fan_out, fan_in)")
+        if l > 0 and w.shape[1] != params[l - 1].shape[0]:
+            raise ValueError(f"layer {l + 1} has shape {w.shape} but layer {l} outputs {params[l - 1].shape[0]} units; "
+                             f"allowed: ({w.shape[0]}, {params[l - 1].shape[0]})")
+    return params[0].shape[1], params[-1].shape[0]
+
+
 def apply(params: Params, x: jax.Array) -> jax.Array:
     """Network output, x: (batch, n_in) → (batch, n_out)."""
+    n_in, _ = _check_layers(params)
+    if jnp.ndim(x) != 2 or jnp.shape(x)[1] != n_in:
+        raise ValueError(f"x.shape={jnp.shape(x)} is invalid; allowed: (batch, n_in) = (batch, {n_in}) for these params")
     for w in params:
         x = x @ w.T
     return x
@@ -33,6 +50,7 @@ def apply(params: Params, x: jax.Array) -> jax.Array:
 
 def end_to_end(params: Params) -> jax.Array:
     """The product W = W_L ⋯ W_1, shape (n_out, n_in)."""
+    _check_layers(params)
     w = params[0]
     for layer in params[1:]:
         w = layer @ w
@@ -41,6 +59,11 @@ def end_to_end(params: Params) -> jax.Array:
 
 def mode_strengths(params: Params, u: jax.Array, v: jax.Array) -> jax.Array:
     """u_α = u_αᵀ W v_α for each mode α; u: (n_out, r), v: (n_in, r) → (r,)."""
+    n_in, n_out = _check_layers(params)
+    ok = jnp.ndim(u) == 2 and jnp.ndim(v) == 2 and u.shape[0] == n_out and v.shape[0] == n_in
+    if not ok or u.shape[1] != v.shape[1]:
+        raise ValueError(f"u.shape={jnp.shape(u)}, v.shape={jnp.shape(v)} are invalid; allowed: u (n_out, r) = ({n_out}, r), "
+                         f"v (n_in, r) = ({n_in}, r), the same number of modes r")
     return jnp.einsum("oa,oi,ia->a", u, end_to_end(params), v)
 
 

@@ -30,6 +30,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from theory._domain import positive, require
+
 
 class SaddlePath(NamedTuple):
     """The α → 0 limit path. times: (K+1,) rescaled jump times t̃_k = t/ln(1/α),
@@ -247,8 +249,9 @@ def orthogonal_trajectory(t, *, beta_star, alpha):
     Sec. 2, setting). The time for |β| to reach β*/2 is
     t = [2 ln(1/α) + ln(2|β*|)]/(2|β*|) − α²/(2β*²) + O(α⁴), so t/ln(1/α) → 1/|β*|
     with a correction ln(2|β*|)/(2|β*| ln(1/α)).
-    Broadcasts over t, beta_star, alpha.
+    Broadcasts over t, beta_star, alpha; alpha > 0 (ValueError otherwise, unless traced).
     """
+    positive("alpha", alpha)
     t, beta_star, alpha = (jnp.asarray(v, dtype=jnp.result_type(v, float)) for v in (t, beta_star, alpha))
     a, b, r, w_plus, w_minus = _orthogonal_roots(beta_star, alpha)
     inv_k = jnp.exp(-2.0 * r * t) * (w_plus - 1.0) / (1.0 - w_minus)
@@ -261,7 +264,13 @@ def orthogonal_time(beta, *, beta_star, alpha):
     inputs, the inverse of ``orthogonal_trajectory``:
 
         t = (1/2r) ln[(W − w₋)(w₊ − 1) / ((w₊ − W)(1 − w₋))],  W = (|β| + √(β² + α⁴))/α².
+
+    |β| ≥ |β*| is never reached (β(t) → β* only as t → ∞) and alpha ≤ 0 has no
+    flow: ValueError for either, unless traced.
     """
+    positive("alpha", alpha)
+    require("|beta| < |beta_star| (β(t) approaches β* only as t → ∞)", lambda beta, beta_star: abs(beta) < abs(beta_star),
+            beta=beta, beta_star=beta_star)
     beta, beta_star, alpha = (jnp.asarray(v, dtype=jnp.result_type(v, float)) for v in (beta, beta_star, alpha))
     a, b, r, w_plus, w_minus = _orthogonal_roots(beta_star, alpha)
     w = (jnp.abs(beta) + jnp.sqrt(beta * beta + b * b)) / b

@@ -14,6 +14,30 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from theory._domain import positive, require
+
+_HALF_LINE = "u0 > 0 (u0 = 0 is the saddle: the mode never grows)"
+
+
+def _check_mode(s, u0, tau, lam_x=1.0):
+    """Shared domain of the mode solutions (checked on concrete arguments only)."""
+    positive("s", s)
+    require(_HALF_LINE, lambda u0: u0 > 0, u0=u0)
+    positive("tau", tau)
+    positive("lam_x", lam_x)
+
+
+def _check_final(u0, uf, s, lam_x=1.0):
+    """uf is reached from u0 only on u0's side of the fixed point s/λ, never at or past it."""
+    require("uf > 0", lambda uf: uf > 0, uf=uf)
+    require("uf on the same side of the asymptote s/λ as u0, not at or beyond it (u(t) → s/λ only as t → ∞)",
+            lambda u0, uf, s, lam_x: (u0 - s / lam_x) * (uf - s / lam_x) > 0, u0=u0, uf=uf, s=s, lam_x=lam_x)
+
+
+def _check_depth(depth):
+    if int(depth) != depth or depth < 2:
+        raise ValueError(f"depth={depth!r} is invalid; allowed: an integer ≥ 2 (weight layers)")
+
 
 def mode_strength(t, *, s, u0, tau=1.0, lam_x=1.0):
     """Two-layer balanced mode strength u(t), the logistic solution of τ du/dt = 2u(s − λu):
@@ -21,8 +45,10 @@ def mode_strength(t, *, s, u0, tau=1.0, lam_x=1.0):
         u(t) = (s/λ) / (1 − e^{−2st/τ} + (s/(λ u0)) e^{−2st/τ})
 
     (Saxe, McClelland & Ganguli 2014, arXiv 1312.6120, Eq. 8 with input
-    variance λ = lam_x along the mode). Broadcasts over t, s, u0; u0 > 0.
+    variance λ = lam_x along the mode). Broadcasts over t, s, u0; s, u0, τ, λ > 0
+    (ValueError otherwise; not checked under jit/vmap).
     """
+    _check_mode(s, u0, tau, lam_x)
     t, s, u0, tau, lam_x = (jnp.asarray(a) for a in (t, s, u0, tau, lam_x))
     decay = jnp.exp(-2.0 * s * t / tau)
     return (s / lam_x) / (1.0 - decay + s / (lam_x * u0) * decay)
@@ -34,8 +60,11 @@ def mode_time(u0, uf, *, s, tau=1.0, lam_x=1.0):
         t = (τ / 2s) ln[ uf (s − λ u0) / (u0 (s − λ uf)) ]
 
     (Saxe et al. 2014, arXiv 1312.6120, Eq. 9; from u0 ≪ s to uf = s/2 it is
-    ≈ (τ/2s) ln(s/u0), the "learning time ∝ 1/s" law).
+    ≈ (τ/2s) ln(s/u0), the "learning time ∝ 1/s" law). u0, uf > 0 on the same
+    side of s/λ (the mode only approaches s/λ); ValueError otherwise, unless traced.
     """
+    _check_mode(s, u0, tau, lam_x)
+    _check_final(u0, uf, s, lam_x)
     u0, uf, s, tau, lam_x = (jnp.asarray(a) for a in (u0, uf, s, tau, lam_x))
     return tau / (2.0 * s) * jnp.log(uf * (s - lam_x * u0) / (u0 * (s - lam_x * uf)))
 
@@ -67,8 +96,8 @@ def deep_mode_strength(t, *, s, u0, depth, tau=1.0, n_bisect=200):
     and is inverted by bisection to machine precision. N = depth ≥ 2 weight
     layers; depth = 2 reproduces ``mode_strength``. Broadcasts over t, s, u0 > 0.
     """
-    if int(depth) != depth or depth < 2:
-        raise ValueError(f"depth must be an integer ≥ 2 (weight layers), got {depth}")
+    _check_depth(depth)
+    _check_mode(s, u0, tau)
     depth = int(depth)
     t, s, u0 = jnp.broadcast_arrays(*(jnp.asarray(a, dtype=jnp.result_type(float)) for a in (t, s, u0)))
     elapsed = t / tau
@@ -90,7 +119,13 @@ def deep_mode_strength(t, *, s, u0, depth, tau=1.0, n_bisect=200):
 
 
 def deep_mode_time(u0, uf, *, s, depth, tau=1.0):
-    """Time for a balanced depth-N mode to go from u0 to uf (closed form, see deep_mode_strength)."""
+    """Time for a balanced depth-N mode to go from u0 to uf (closed form, see deep_mode_strength).
+
+    u0, uf > 0 on the same side of the fixed point s; ValueError otherwise, unless traced.
+    """
+    _check_depth(depth)
+    _check_mode(s, u0, tau)
+    _check_final(u0, uf, s)
     u0, uf, s = (jnp.asarray(a, dtype=jnp.result_type(float)) for a in (u0, uf, s))
     return tau * (_deep_antiderivative(uf ** (1.0 / depth), s, depth) - _deep_antiderivative(u0 ** (1.0 / depth), s, depth))
 

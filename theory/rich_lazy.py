@@ -51,6 +51,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
+
+from theory._domain import positive, require
 
 
 class SingleNeuron(NamedTuple):
@@ -104,8 +107,16 @@ def single_neuron_solution(t, *, a0, w0, beta_star, tau=1.0) -> SingleNeuron:
       tau: time constant τ > 0.
     Returns:
       SingleNeuron(a: t.shape, w: t.shape + (d,)).
+    Out-of-domain arguments (τ ≤ 0, t < 0, β* = 0, shapes) raise ValueError
+    (values unchecked when traced).
     """
     w0, beta_star = jnp.asarray(w0), jnp.asarray(beta_star)
+    if w0.ndim != 1 or beta_star.shape != w0.shape:
+        raise ValueError(f"w0.shape={w0.shape}, beta_star.shape={beta_star.shape} are invalid; allowed: both (d,)")
+    positive("tau", tau)
+    require("t ≥ 0 (the flow runs forward from the init at t = 0)", lambda t: t >= 0, t=t)
+    require("a nonzero beta_star (the target direction e = β*/‖β*‖ is undefined at 0)",
+            lambda beta_star: np.any(beta_star != 0), beta_star=beta_star)
     s = jnp.sqrt(jnp.sum(beta_star**2))
     e = beta_star / s
     p0 = jnp.dot(w0, e)

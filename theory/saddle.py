@@ -209,7 +209,8 @@ def transition_times(s, *, init_scale, depth, width, tau=1.0, fraction=0.5):
     s = _sorted_s(s)
     u0 = effective_u0(s, init_scale=init_scale, depth=depth, width=width)
     learnable = u0 > 0
-    t = deep_mode_time(jnp.where(learnable, u0, 1.0), fraction * s, s=s, depth=int(depth), tau=tau)
+    # modes beyond the width get a placeholder start below their target (result replaced by inf)
+    t = deep_mode_time(jnp.where(learnable, u0, 0.5 * fraction * s), fraction * s, s=s, depth=int(depth), tau=tau)
     return jnp.where(learnable, t, jnp.inf)
 
 
