@@ -93,7 +93,16 @@ def _sharded_map(cell: Callable, n_devices: int, batch_size: int):
     def local(values):
         return jax.lax.map(cell, values, batch_size=batch_size)
 
-    sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec))
+    # check_vma=False: the "varying manual axes" types exist so that collectives
+    # (psum, all_gather) and their transposes are correct and so that a
+    # replicated out_spec is checked. A cell runs alone on its device: no
+    # collectives, and every output is split along "cells". With the check on,
+    # any loop whose carry starts device-invariant (built from a constant or a
+    # fixed field, e.g. the init when only learning_rate is swept) and becomes
+    # varying in its body is a TypeError, and no pvary of the inputs can reach
+    # constants made inside an arbitrary cell. Each device's program is the same
+    # either way, so results are unchanged.
+    sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False))
     return sharded, NamedSharding(mesh, spec)
 
 
