@@ -57,12 +57,13 @@ ACTS = ("tanh", "relu")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    DEPRECATED_KEYS = {"lr": "learning_rate"}  # old name -> new name, accepted (with a warning) for one release
     n_latents: int = field(3, (lambda n: 2 <= n <= 5, "an integer in 2..5"), "binary latents d (2^d conditions); the target is z_1")
     n_in: int = field(16, POSITIVE_INT, "input dimension (≥ 2^d + d − 1)")
     gain: float = field(1.0, (lambda g: g >= 0, "a number ≥ 0"), "gain g of the irrelevant latents in the input")
     hidden: int = field(64, POSITIVE_INT, "hidden units h")
     init_scale: float = field(1.0, POSITIVE, "std of every initial weight (w, b, a)")
-    lr: float = field(1.0, POSITIVE, "GD learning rate η (mean-field scaled net)")
+    learning_rate: float = field(1.0, POSITIVE, "GD learning rate η (mean-field scaled net; time t = step × η)")
     n_steps: int = field(20000, POSITIVE_INT, "GD steps")
     n_points: int = field(40, (lambda n: n >= 5, "an integer ≥ 5"), "log-spaced recording steps")
     n_seeds: int = field(8, (lambda n: n >= 4, "an integer ≥ 4 (sign test)"), "paired (tanh, ReLU) inits")
@@ -113,7 +114,7 @@ def _train(cfg: Config, activation: str, x, y, keys):
 
     def run(key):
         params = relu.init(key, n_in=cfg.n_in, hidden=cfg.hidden, n_out=1, scale=cfg.init_scale)
-        traj = dynamics.descend(loss, params, optax.sgd(cfg.lr), (x, y), record_steps=steps, observe=observe)
+        traj = dynamics.descend(loss, params, optax.sgd(cfg.learning_rate), (x, y), record_steps=steps, observe=observe)
         return traj.loss, traj.stats
 
     losses, stats = jax.jit(jax.vmap(run))(keys)
@@ -182,7 +183,7 @@ def plot(arrays: dict, cfg: Config) -> dict:
     fig_rsm.suptitle(f"representational similarity (seed 0; z_1 = target, gain of irrelevant latents g = {cfg.gain:g})", fontsize=9)
 
     fig, axes = plotting.figure(2)
-    t = arrays["steps"][1:] * cfg.lr
+    t = arrays["steps"][1:] * cfg.learning_rate
     for ax, what, title in ((axes[0], "align_target", "alignment with target  A(K, yyᵀ)"),
                             (axes[1], "align_input", "alignment with input  A(K, XXᵀ)")):
         for j, act in enumerate(ACTS):
