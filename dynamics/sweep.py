@@ -171,7 +171,31 @@ def _fingerprint(cells: Cells, plan: Plan, extra: Mapping) -> dict:
         "cells": {k: np.asarray(v).tolist() for k, v in cells.items()},
         "chunk": plan.chunk,
         "extra": json.loads(json.dumps(extra, default=str)),
+        "plan": {"batch_size": plan.batch_size, "n_devices": plan.n_devices},
     }
+
+
+def _resume_mismatch(saved: dict, spec: dict, out_dir) -> Optional[str]:
+    """Why the sweep in ``out_dir`` (``saved``) cannot be continued as ``spec``, or None.
+
+    A different batch size or device count is refused rather than re-chunked:
+    chunk files hold n_devices × batch_size × micro-batches cells, and only the
+    micro-batch shape is known to leave every cell's bits unchanged (each device
+    runs the same vmapped program on batch_size cells, whatever the device count;
+    tests/test_sweep.py checks 4 devices against 1). A different batch_size
+    changes the vmapped shapes XLA compiles, and with them, possibly, the
+    rounding of every cell, so a resumed sweep could differ from an
+    uninterrupted one."""
+    if saved.get("cells") != spec["cells"] or saved.get("extra") != spec["extra"]:
+        return (f"{str(out_dir)!r} holds a different sweep (grid or config differ); "
+                f"resume with the same arguments or choose another --out")
+    if saved.get("chunk") != spec["chunk"] or saved.get("plan", spec["plan"]) != spec["plan"]:
+        was = saved.get("plan")
+        how = (f"--batch-size {was['batch_size']} --devices {was['n_devices']}" if was
+               else "the --batch-size and --devices it was started with")
+        return (f"{str(out_dir)!r} was started with a different chunking (batch size × devices), which could change "
+                f"float rounding of its cells; resume with {how}")
+    return None
 
 
 def run_sweep(
@@ -203,9 +227,9 @@ def run_sweep(
         if grid_file.exists():
             if not resume:
                 raise FileExistsError(f"{str(out_dir)!r} already holds a sweep; pass --resume to continue it or choose another --out")
-            if json.loads(grid_file.read_text()) != spec:
-                raise ValueError(f"{str(out_dir)!r} holds a different sweep (grid, chunking or config differ); "
-                                 f"resume with the same arguments or choose another --out")
+            why = _resume_mismatch(json.loads(grid_file.read_text()), spec, out_dir)
+            if why:
+                raise ValueError(why)
         chunk_dir.mkdir(parents=True, exist_ok=True)
         if not grid_file.exists():
             _atomic_write_text(grid_file, json.dumps(spec))

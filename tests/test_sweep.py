@@ -201,3 +201,18 @@ def test_saxe_modes_sweeps_on_learning_rate_alone(tmp_path, capsys):
     assert cli.main(args) == 0, capsys.readouterr().err
     with np.load(tmp_path / "s" / "results.npz") as d:
         assert d["cell/learning_rate"].tolist() == [0.01, 0.02] and not d["failed"].any()
+
+
+def test_resume_with_another_batch_size_is_refused_and_names_the_original(tmp_path):
+    # Decided: a different --batch-size/--devices is refused, not re-chunked (see
+    # dynamics.sweep._resume_mismatch); a same-plan resume returns the same bits.
+    cells = sweep.product_grid({"a": np.linspace(0, 1, 5), "seed": [0, 1]})
+    first, _ = sweep.run_sweep(_square_cell, cells, out_dir=tmp_path, batch_size=2)
+    saved = sorted(p.read_bytes() for p in (tmp_path / "chunks").glob("*.npz"))
+    with pytest.raises(ValueError, match="--batch-size 2 --devices 1") as err:
+        sweep.run_sweep(_square_cell, cells, out_dir=tmp_path, batch_size=3, resume=True)
+    assert "\n" not in str(err.value)
+    assert sorted(p.read_bytes() for p in (tmp_path / "chunks").glob("*.npz")) == saved  # nothing touched
+    again, _ = sweep.run_sweep(_square_cell, cells, out_dir=tmp_path, batch_size=2, resume=True)
+    for k in first:
+        np.testing.assert_array_equal(first[k], again[k])
