@@ -196,3 +196,42 @@ def plot(arrays: dict, cfg: Config) -> dict:
         ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return {"rsm": fig_rsm, "alignment": fig}
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep activation-geometry --grid gain=0.5,1,2 --grid seed=0,1,2`: every
+# cell trains one (tanh, ReLU) pair from the same init; these fields may be traced.
+SWEEP_FIELDS = ("gain", "init_scale", "learning_rate", "seed")
+SWEEP_METRIC = "align_gap"
+
+
+def cell(cfg: Config, values: dict) -> dict:
+    """One paired (tanh, ReLU) run with (gain, init_scale, learning_rate, seed)
+    possibly traced: loss curves (2, T) and the final centred alignment of each
+    hidden kernel with the target kernel; ``align_gap`` = tanh − ReLU (> 0 is the
+    paper's claim, arXiv 2401.13558)."""
+    key_task, key_init = jax.random.split(jax.random.key(values["seed"]))
+    z = jnp.asarray(list(itertools.product([1.0, -1.0], repeat=cfg.n_latents)))
+    p = z.shape[0]
+    basis = jnp.linalg.qr(jax.random.normal(key_task, (cfg.n_in, p + cfg.n_latents - 1), z.dtype))[0]
+    x = basis[:, :p].T + values["gain"] * z[:, 1:] @ basis[:, p:].T  # as make_task, traced
+    y = z[:, :1]
+    steps = dynamics.log_steps(cfg.n_steps, cfg.n_points)
+    losses, aligns = [], []
+    for act in ACTS:
+        apply, sigma = relu.make_apply(act), relu.ACTIVATIONS[act]
+
+        def loss(params, batch, apply=apply):
+            return dynamics.mse(apply(params, batch[0]) / cfg.hidden, batch[1])
+
+        def observe(params, sigma=sigma):
+            h = sigma(relu.preactivation(params, x))
+            return centered_alignment(h @ h.T, y @ y.T)
+
+        params = relu.init(key_init, n_in=cfg.n_in, hidden=cfg.hidden, n_out=1, scale=1.0)
+        params = jax.tree_util.tree_map(lambda v: values["init_scale"] * v, params)  # init is linear in its std
+        traj = dynamics.descend(loss, params, optax.sgd(values["learning_rate"]), (x, y), record_steps=steps, observe=observe)
+        losses.append(traj.loss)
+        aligns.append(traj.stats[-1])
+    return {"loss": jnp.stack(losses), "align_target_tanh": aligns[0], "align_target_relu": aligns[1],
+            "align_gap": aligns[0] - aligns[1]}
