@@ -97,7 +97,16 @@ def _sharded_map(cell: Callable, n_devices: int, batch_size: int):
     def local(values):
         return jax.lax.map(cell, values, batch_size=batch_size)
 
-    sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec))
+    # check_vma=False: the "varying manual axes" types exist so that collectives
+    # (psum, all_gather) and their transposes are correct and so that a
+    # replicated out_spec is checked. A cell runs alone on its device: no
+    # collectives, and every output is split along "cells". With the check on,
+    # any loop whose carry starts device-invariant (built from a constant or a
+    # fixed field, e.g. the init when only learning_rate is swept) and becomes
+    # varying in its body is a TypeError, and no pvary of the inputs can reach
+    # constants made inside an arbitrary cell. Each device's program is the same
+    # either way, so results are unchanged.
+    sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False))
     return sharded, NamedSharding(mesh, spec)
 
 
@@ -151,7 +160,31 @@ def _fingerprint(cells: Cells, plan: Plan, extra: Mapping) -> dict:
         "cells": {k: np.asarray(v).tolist() for k, v in cells.items()},
         "chunk": plan.chunk,
         "extra": json.loads(json.dumps(extra, default=str)),
+        "plan": {"batch_size": plan.batch_size, "n_devices": plan.n_devices},
     }
+
+
+def _resume_mismatch(saved: dict, spec: dict, out_dir) -> Optional[str]:
+    """Why the sweep in ``out_dir`` (``saved``) cannot be continued as ``spec``, or None.
+
+    A different batch size or device count is refused rather than re-chunked:
+    chunk files hold n_devices × batch_size × micro-batches cells, and only the
+    micro-batch shape is known to leave every cell's bits unchanged (each device
+    runs the same vmapped program on batch_size cells, whatever the device count;
+    tests/test_sweep.py checks 4 devices against 1). A different batch_size
+    changes the vmapped shapes XLA compiles, and with them, possibly, the
+    rounding of every cell, so a resumed sweep could differ from an
+    uninterrupted one."""
+    if saved.get("cells") != spec["cells"] or saved.get("extra") != spec["extra"]:
+        return (f"{str(out_dir)!r} holds a different sweep (grid or config differ); "
+                f"resume with the same arguments or choose another --out")
+    if saved.get("chunk") != spec["chunk"] or saved.get("plan", spec["plan"]) != spec["plan"]:
+        was = saved.get("plan")
+        how = (f"--batch-size {was['batch_size']} --devices {was['n_devices']}" if was
+               else "the --batch-size and --devices it was started with")
+        return (f"{str(out_dir)!r} was started with a different chunking (batch size × devices), which could change "
+                f"float rounding of its cells; resume with {how}")
+    return None
 
 
 def run_sweep(
@@ -191,9 +224,10 @@ def run_sweep(
         if grid_file.exists():
             if not resume:
                 raise FileExistsError(f"{str(out_dir)!r} already holds a sweep; pass --resume to continue it or choose another --out")
-            if records.read_json(grid_file, fix="delete the folder and start the sweep again") != spec:
-                raise ValueError(f"{str(out_dir)!r} holds a different sweep (grid, chunking or config differ); "
-                                 f"resume with the same arguments or choose another --out")
+            why = _resume_mismatch(records.read_json(grid_file, fix="delete the folder and start the sweep again"),
+                                   spec, out_dir)
+            if why:
+                raise ValueError(why)
         elif Path(out_dir).exists() and (not Path(out_dir).is_dir() or any(Path(out_dir).iterdir())):
             raise FileExistsError(f"{str(out_dir)!r} exists and holds no sweep (no grid.json); "
                                   "choose another out_dir (nothing there is overwritten)")

@@ -57,12 +57,13 @@ ACTS = ("tanh", "relu")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    DEPRECATED_KEYS = {"lr": "learning_rate"}  # old name -> new name, accepted (with a warning) for one release
     n_latents: int = field(3, (lambda n: 2 <= n <= 5, "an integer in 2..5"), "binary latents d (2^d conditions); the target is z_1")
     n_in: int = field(16, POSITIVE_INT, "input dimension (≥ 2^d + d − 1)")
     gain: float = field(1.0, (lambda g: g >= 0, "a number ≥ 0"), "gain g of the irrelevant latents in the input")
     hidden: int = field(64, POSITIVE_INT, "hidden units h")
     init_scale: float = field(1.0, POSITIVE, "std of every initial weight (w, b, a)")
-    lr: float = field(1.0, POSITIVE, "GD learning rate η (mean-field scaled net)")
+    learning_rate: float = field(1.0, POSITIVE, "GD learning rate η (mean-field scaled net; time t = step × η)")
     n_steps: int = field(20000, POSITIVE_INT, "GD steps")
     n_points: int = field(40, (lambda n: n >= 5, "an integer ≥ 5"), "log-spaced recording steps")
     n_seeds: int = field(8, (lambda n: n >= 4, "an integer ≥ 4 (sign test)"), "paired (tanh, ReLU) inits")
@@ -113,7 +114,7 @@ def _train(cfg: Config, activation: str, x, y, keys):
 
     def run(key):
         params = relu.init(key, n_in=cfg.n_in, hidden=cfg.hidden, n_out=1, scale=cfg.init_scale)
-        traj = dynamics.descend(loss, params, optax.sgd(cfg.lr), (x, y), record_steps=steps, observe=observe)
+        traj = dynamics.descend(loss, params, optax.sgd(cfg.learning_rate), (x, y), record_steps=steps, observe=observe)
         return traj.loss, traj.stats
 
     losses, stats = jax.jit(jax.vmap(run))(keys)
@@ -182,7 +183,7 @@ def plot(arrays: dict, cfg: Config) -> dict:
     fig_rsm.suptitle(f"representational similarity (seed 0; z_1 = target, gain of irrelevant latents g = {cfg.gain:g})", fontsize=9)
 
     fig, axes = plotting.figure(2)
-    t = arrays["steps"][1:] * cfg.lr
+    t = arrays["steps"][1:] * cfg.learning_rate
     for ax, what, title in ((axes[0], "align_target", "alignment with target  A(K, yyᵀ)"),
                             (axes[1], "align_input", "alignment with input  A(K, XXᵀ)")):
         for j, act in enumerate(ACTS):
@@ -195,3 +196,42 @@ def plot(arrays: dict, cfg: Config) -> dict:
         ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return {"rsm": fig_rsm, "alignment": fig}
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep activation-geometry --grid gain=0.5,1,2 --grid seed=0,1,2`: every
+# cell trains one (tanh, ReLU) pair from the same init; these fields may be traced.
+SWEEP_FIELDS = ("gain", "init_scale", "learning_rate", "seed")
+SWEEP_METRIC = "align_gap"
+
+
+def cell(cfg: Config, values: dict) -> dict:
+    """One paired (tanh, ReLU) run with (gain, init_scale, learning_rate, seed)
+    possibly traced: loss curves (2, T) and the final centred alignment of each
+    hidden kernel with the target kernel; ``align_gap`` = tanh − ReLU (> 0 is the
+    paper's claim, arXiv 2401.13558)."""
+    key_task, key_init = jax.random.split(jax.random.key(values["seed"]))
+    z = jnp.asarray(list(itertools.product([1.0, -1.0], repeat=cfg.n_latents)))
+    p = z.shape[0]
+    basis = jnp.linalg.qr(jax.random.normal(key_task, (cfg.n_in, p + cfg.n_latents - 1), z.dtype))[0]
+    x = basis[:, :p].T + values["gain"] * z[:, 1:] @ basis[:, p:].T  # as make_task, traced
+    y = z[:, :1]
+    steps = dynamics.log_steps(cfg.n_steps, cfg.n_points)
+    losses, aligns = [], []
+    for act in ACTS:
+        apply, sigma = relu.make_apply(act), relu.ACTIVATIONS[act]
+
+        def loss(params, batch, apply=apply):
+            return dynamics.mse(apply(params, batch[0]) / cfg.hidden, batch[1])
+
+        def observe(params, sigma=sigma):
+            h = sigma(relu.preactivation(params, x))
+            return centered_alignment(h @ h.T, y @ y.T)
+
+        params = relu.init(key_init, n_in=cfg.n_in, hidden=cfg.hidden, n_out=1, scale=1.0)
+        params = jax.tree_util.tree_map(lambda v: values["init_scale"] * v, params)  # init is linear in its std
+        traj = dynamics.descend(loss, params, optax.sgd(values["learning_rate"]), (x, y), record_steps=steps, observe=observe)
+        losses.append(traj.loss)
+        aligns.append(traj.stats[-1])
+    return {"loss": jnp.stack(losses), "align_target_tanh": aligns[0], "align_target_relu": aligns[1],
+            "align_gap": aligns[0] - aligns[1]}

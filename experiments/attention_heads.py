@@ -35,12 +35,13 @@ DESCRIPTION = "linear-attention heads learn one eigen-direction each, one at a t
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    DEPRECATED_KEYS = {"horizon": "horizon_escapes"}  # old name -> new name, accepted (with a warning) for one release
     lam_ratios: Tuple[float, ...] = field((1.0, 2.0, 3.0, 4.0), POSITIVE_TUPLE, "eigenvalues of Λ up to scale (normalised to tr Λ = 1)")
     n_context: int = field(31, POSITIVE_INT, "context length N")
     n_heads: int = field(8, POSITIVE_INT, "attention heads H (rank one)")
     init_scale: float = field(3e-3, (lambda v: 0 < v <= 0.05, "a number in (0, 0.05] (small init)"), "std of every initial weight entry")
     n_seeds: int = field(2, POSITIVE_INT, "random inits")
-    horizon: float = field(2.0, (lambda v: v > 1.0, "a number > 1"), "simulate to horizon × the last predicted escape")
+    horizon_escapes: float = field(2.0, (lambda v: v > 1.0, "a number > 1"), "simulated time in multiples of the last predicted escape")
     n_points: int = field(400, (lambda n: n >= 50, "an integer ≥ 50"), "log-spaced recording times")
     rtol: float = field(1e-8, (lambda v: 0 < v <= 1e-5, "a number in (0, 1e-5]"), "flow tolerance")
     seed: int = field(0, None, "PRNG seed of the inits")
@@ -60,7 +61,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
     for i, key in enumerate(plotting.progress(list(jax.random.split(jax.random.key(cfg.seed), cfg.n_seeds)), progress, "seeds")):
         p0 = att.init_separate(key, dim=lam.size, n_heads=cfg.n_heads, rank=1, scale=cfg.init_scale)
         esc = predicted_escapes(lam, p0, n)
-        t_end = cfg.horizon * float(esc.times[-1])
+        t_end = cfg.horizon_escapes * float(esc.times[-1])
         times = np.concatenate([[0.0], np.geomspace(1e-3 * t_end, t_end, cfg.n_points)])
         loss, _, stats, _ = separate_flow(lam, n_context=n, n_heads=cfg.n_heads, rank=1, init_scale=cfg.init_scale,
                                           times=times, key=key, rtol=cfg.rtol)

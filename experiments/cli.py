@@ -84,8 +84,18 @@ def cmd_list(args) -> int:
         print(f"{name:24} {exp.description}")
         if args.verbose:
             hints = typing.get_type_hints(exp.Config)
+            traced = getattr(exp.module, "SWEEP_FIELDS", ()) if hasattr(exp.module, "cell") else ()
+            if hasattr(exp.module, "cell"):
+                print(f"{'':6}sweep: [one program] fields trace in one compiled program; "
+                      f"[splits grid] fields compile once per value")
+            else:
+                reason = getattr(exp.module, "SWEEP_UNSUPPORTED", "it defines no sweep cell")
+                print(f"{'':6}sweep: not supported ({reason})")
             for f in dataclasses.fields(exp.Config):
-                print(f"{'':6}{f.name} = {f.default!r}  ({common._describe(hints[f.name])}) {f.metadata.get('help', '')}")
+                mode = ("[one program] " if f.name in traced else "[splits grid] ") if hasattr(exp.module, "cell") else ""
+                print(f"{'':6}{f.name} = {f.default!r}  ({common._describe(hints[f.name])}) {mode}{f.metadata.get('help', '')}")
+            for old, new in getattr(exp.Config, "DEPRECATED_KEYS", {}).items():
+                print(f"{'':6}{old}: deprecated name of {new}")
     return 0
 
 
@@ -139,6 +149,8 @@ def cmd_sweep(args) -> int:
     if args.name is None:
         raise UsageError("sweep needs an experiment NAME or --cell module:function")
     exp = experiments.get(args.name)
+    if hasattr(exp.module, "SWEEP_UNSUPPORTED"):
+        raise ValueError(f"experiment {args.name!r} cannot be swept: {exp.module.SWEEP_UNSUPPORTED}")
     if not hasattr(exp.module, "cell"):
         raise ValueError(f"experiment {args.name!r} defines no sweep cell; sweepable: "
                          f"{', '.join(n for n, e in _usable().items() if hasattr(e.module, 'cell'))}")

@@ -105,12 +105,18 @@ def parse_overrides(config_cls: type, assignments: List[str]) -> Dict[str, Any]:
     """``["key=value", ...]`` → typed values for ``config_cls``; one-line ValueError otherwise."""
     hints = typing.get_type_hints(config_cls)
     names = [f.name for f in dataclasses.fields(config_cls)]
+    # Keys renamed to the project's one vocabulary (learning_rate, hidden,
+    # horizon in t/τ vs horizon_escapes) keep working for one release.
+    renamed = getattr(config_cls, "DEPRECATED_KEYS", {})
     out: Dict[str, Any] = {}
     for item in assignments:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise ValueError(f"--set expects key=value, got {item!r}")
+        if key in renamed and key not in names:
+            print(f"saddle: warning: config key {key!r} is deprecated; use {renamed[key]!r}", file=sys.stderr)
+            key = renamed[key]
         if key not in names:
             raise ValueError(f"unknown config key {key!r}; allowed: {', '.join(names)}")
         annotation = hints[key]
@@ -338,4 +344,5 @@ def load_run(run_dir: os.PathLike) -> tuple:
 
 def config_from_meta(config_cls: type, saved: Dict[str, Any]) -> Any:
     """Rebuild a Config from meta.json (lists back to tuples)."""
-    return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+    renamed = getattr(config_cls, "DEPRECATED_KEYS", {})  # run folders written before a key was renamed
+    return config_cls(**{renamed.get(k, k): tuple(v) if isinstance(v, list) else v for k, v in saved.items()})

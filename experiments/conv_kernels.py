@@ -39,6 +39,7 @@ DESCRIPTION = "linear conv nets from small init learn one kernel per plateau, at
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    DEPRECATED_KEYS = {"horizon": "horizon_escapes"}  # old name -> new name, accepted (with a warning) for one release
     s: Tuple[float, ...] = field((4.0, 2.0, 1.0), POSITIVE_TUPLE, "teacher singular values at every frequency (one per teacher kernel)")
     channels: int = field(4, POSITIVE_INT, "input = output channels")
     n_1d: int = field(16, (lambda n: n >= 2, "an integer ≥ 2"), "positions of the 1-D signal")
@@ -47,7 +48,7 @@ class Config:
     kernels_2d: int = field(6, POSITIVE_INT, "student kernels (hidden channels), 2-D")
     init_scale: float = field(1e-5, POSITIVE, "std σ of every initial kernel entry")
     n_seeds: int = field(4, POSITIVE_INT, "random inits per dimension")
-    horizon: float = field(3.0, POSITIVE, "simulate to horizon × the last leading-order escape time")
+    horizon_escapes: float = field(3.0, POSITIVE, "simulated time in multiples of the last leading-order escape time")
     n_points: int = field(300, (lambda n: n >= 50, "an integer ≥ 50"), "log-spaced recording times")
     narrow_inits: int = field(3, POSITIVE_INT, "inits per width for the trained narrow-net optimum")
     narrow_steps: int = field(1500, POSITIVE_INT, "Adam steps per narrow net")
@@ -72,7 +73,7 @@ def _cases(cfg: Config):
 def _simulate_case(task, spatial, kernels, cfg, key):
     n_pos = int(np.prod(spatial))
     escape = theory_conv.escape_time_scale(cfg.s, n_positions=n_pos, init_scale=cfg.init_scale)
-    times = np.concatenate([[0.0], np.geomspace(0.05 * escape[0], cfg.horizon * escape[-1], cfg.n_points)])
+    times = np.concatenate([[0.0], np.geomspace(0.05 * escape[0], cfg.horizon_escapes * escape[-1], cfg.n_points)])
 
     def loss(params, _):
         return conv.population_loss(params, task.beta_star)

@@ -46,11 +46,12 @@ _NONZERO = (lambda b: all(x != 0 for x in b), "comma-separated nonzero numbers")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    DEPRECATED_KEYS = {"lin_eta": "lin_learning_rate", "horizon": "horizon_escapes"}  # old name -> new name, accepted (with a warning) for one release
     d: int = field(15, POSITIVE_INT, "dimension of β")
     n_samples: int = field(40, POSITIVE_INT, "P, samples with i.i.d. N(0, 1) inputs (P < d or P ≥ d)")
     beta_star: Tuple[float, ...] = field((2.0, -1.3, 0.8, 0.45), _NONZERO, "nonzero entries of β* (placed at random coordinates)")
     alphas: Tuple[float, ...] = field((1e-3, 1e-4, 1e-5, 1e-6, 1e-8, 1e-10, 1e-12), _ALPHAS, "init scales α (u₀ = √2α, v₀ = 0)")
-    horizon: float = field(1.5, (lambda h: h > 1, "a number > 1"), "simulated rescaled time, in units of the last jump time t̃_K")
+    horizon_escapes: float = field(1.5, (lambda h: h > 1, "a number > 1"), "simulated rescaled time in multiples of the last predicted jump time t̃_K")
     n_record: int = field(3000, (lambda n: n >= 100, "an integer ≥ 100"), "recording times (uniform in t̃)")
     rtol: float = field(1e-9, POSITIVE, "ODE solver relative tolerance")
     fit_below: float = field(1e-4, POSITIVE, "the extrapolation in 1/ln(1/α) uses the α ≤ fit_below")
@@ -58,7 +59,7 @@ class Config:
     lin_s: Tuple[float, ...] = field((3.0, 2.0, 1.0), POSITIVE_TUPLE, "linear contrast: singular values of Σyx")
     lin_width: int = field(8, POSITIVE_INT, "linear contrast: n_in = hidden = n_out")
     lin_std: float = field(1e-3, POSITIVE, "linear contrast: std of the i.i.d. Gaussian init of both layers")
-    lin_eta: float = field(0.02, (lambda e: 0 < e <= 0.05, "a number in (0, 0.05]"), "linear contrast: GD rate η (τ = 1/η)")
+    lin_learning_rate: float = field(0.02, (lambda e: 0 < e <= 0.05, "a number in (0, 0.05]"), "linear contrast: GD rate η (τ = 1/η)")
     lin_horizon: float = field(10.0, POSITIVE, "linear contrast: simulated time t/τ = steps × η")
     seed: int = field(0, None, "PRNG seed (design, support of β*, linear task and init)")
 
@@ -114,7 +115,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
     path = incremental_learning(x, y)
     k = int(n_jumps(path.times))
     times, saddles = np.asarray(path.times[: k + 1]), np.asarray(path.saddles[: k + 1])
-    grid = np.linspace(0.0, cfg.horizon * times[-1], cfg.n_record)
+    grid = np.linspace(0.0, cfg.horizon_escapes * times[-1], cfg.n_record)
     losses, betas, drift = _diagonal_flows(x, y, cfg.alphas, grid, cfg.rtol)
     out = {
         "beta_star": np.asarray(b_star), "alphas": np.asarray(cfg.alphas), "t_rescaled": grid,
@@ -124,7 +125,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
     }
 
     # Contrast: two-layer linear net, small non-aligned init, rank-3 teacher, full-batch GD.
-    n_steps = int(round(cfg.lin_horizon / cfg.lin_eta))
+    n_steps = int(round(cfg.lin_horizon / cfg.lin_learning_rate))
     record = np.unique(np.linspace(0, n_steps, 301).round().astype(np.int64))
 
     def observe(params):
@@ -134,9 +135,9 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
     def lin_loss(params, stats):  # = (1/2P)Σ‖y − W₂W₁x‖² on any data with these moments
         return dynamics.linear_loss_from_stats(linear.end_to_end(params), *stats)
 
-    lin = dynamics.descend(lin_loss, lin_p0, optax.sgd(cfg.lin_eta), (task.sigma_xx, task.sigma_yx, task.trace_yy),
+    lin = dynamics.descend(lin_loss, lin_p0, optax.sgd(cfg.lin_learning_rate), (task.sigma_xx, task.sigma_yx, task.trace_yy),
                            record_steps=record, observe=observe, progress=progress)
-    out.update(lin_t=record * cfg.lin_eta, lin_sv=np.asarray(lin.stats["sv"]), lin_entries=np.asarray(lin.stats["entries"]),
+    out.update(lin_t=record * cfg.lin_learning_rate, lin_sv=np.asarray(lin.stats["sv"]), lin_entries=np.asarray(lin.stats["entries"]),
                lin_loss=np.asarray(lin.loss), lin_s=np.asarray(task.s),
                lin_w_star=np.asarray(task.sigma_yx) @ np.linalg.inv(np.asarray(task.sigma_xx)),
                lin_w_final=np.asarray(linear.end_to_end(lin.params)))

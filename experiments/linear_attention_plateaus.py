@@ -58,6 +58,7 @@ PUBLIC_PLATEAUS = (1.0, 0.6406, 0.3774, 0.2098, 0.1360)  # arXiv 2501.16265, Λ 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    DEPRECATED_KEYS = {"horizon": "horizon_escapes"}  # old name -> new name, accepted (with a warning) for one release
     lam_ratios: Tuple[float, ...] = field((1.0, 2.0, 3.0, 4.0), POSITIVE_TUPLE, "eigenvalues of Λ up to scale (normalised to tr Λ = 1)")
     n_context: int = field(31, POSITIVE_INT, "context length N")
     n_heads: int = field(5, POSITIVE_INT, "attention heads H")
@@ -65,7 +66,7 @@ class Config:
     ranks: Tuple[int, ...] = field((1, 2, 4), (lambda v: all(r >= 1 for r in v) and v[0] == 1, "integers ≥ 1, the first = 1"),
                                    "key/query rank R per run (rank 1 is the main curve)")
     merged_u0: float = field(1e-4, POSITIVE, "initial mode strength of the merged-KQ aligned init")
-    horizon: float = field(2.0, (lambda v: v > 1.0, "a number > 1"), "simulate to horizon × the last predicted drop time")
+    horizon_escapes: float = field(2.0, (lambda v: v > 1.0, "a number > 1"), "simulated time in multiples of the last predicted drop time")
     n_points: int = field(400, (lambda n: n >= 50, "an integer ≥ 50"), "log-spaced recording times")
     rtol: float = field(1e-8, (lambda v: 0 < v <= 1e-5, "a number in (0, 1e-5]"), "flow tolerance (separate KQ)")
     seed: int = field(0, None, "PRNG seed of the init")
@@ -118,7 +119,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
     # Horizon from the rank-one init's predicted escapes (same key ⇒ same init as the rank-1 run).
     p1 = att.init_separate(key, dim=lam.size, n_heads=cfg.n_heads, rank=1, scale=cfg.init_scale)
     esc = predicted_escapes(lam, p1, n)
-    t_end = cfg.horizon * float(esc.times[-1])
+    t_end = cfg.horizon_escapes * float(esc.times[-1])
     times = np.concatenate([[0.0], np.geomspace(1e-3 * t_end, t_end, cfg.n_points)])
     out.update(t=times, escape_times=esc.times, escape_heads=esc.heads, escape_dirs=esc.directions)
     for rank in plotting.progress(cfg.ranks, progress, desc="ranks"):

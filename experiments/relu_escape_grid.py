@@ -57,13 +57,14 @@ DESCRIPTION = "1-D ReLU net: every escape time t_k = T_k ln(1/σ) over a vmapped
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    DEPRECATED_KEYS = {"eta": "learning_rate", "horizon": "horizon_escapes"}  # old name -> new name, accepted (with a warning) for one release
     n_kinks: Tuple[int, ...] = field((2, 4), (lambda v: all(k in relu_kinks.TARGETS for k in v), f"integers in {sorted(relu_kinks.TARGETS)}"), "kinks K of each target (relu_kinks.TARGETS)")
     init_scales: Tuple[float, ...] = field((1e-12, 1e-9, 1e-6, 1e-4, 1e-2, 1e-1), (lambda v: len(v) >= 3 and all(0 < s <= 0.3 for s in v), "≥ 3 numbers in (0, 0.3]"), "init scales σ (increasing)")
     fit_max_scale: float = field(1e-4, POSITIVE, "escape-time slopes fitted over σ ≤ this")
     n_data: int = field(41, (lambda n: n >= 10, "an integer ≥ 10"), "training points, evenly spaced in [−1, 1]")
     hidden: int = field(128, POSITIVE_INT, "hidden units")
-    eta: float = field(0.2, POSITIVE, "GD learning rate (τ = 1/η)")
-    horizon: float = field(2.5, (lambda v: v > 1, "a number > 1"), "simulate to horizon × the predicted last escape at the smallest σ")
+    learning_rate: float = field(0.2, POSITIVE, "GD learning rate η (τ = 1/η; time t/τ = step × η)")
+    horizon_escapes: float = field(2.5, (lambda v: v > 1, "a number > 1"), "simulated time in multiples of the predicted last escape at the smallest σ")
     n_seeds: int = field(3, POSITIVE_INT, "random inits per (target, σ)")
     n_points: int = field(300, (lambda n: n >= 50, "an integer ≥ 50"), "log-spaced recording steps")
     narrow_inits: int = field(128, POSITIVE_INT, "inits per narrow width k (best kept)")
@@ -86,9 +87,9 @@ def smoke() -> Config:
 def _runs(cfg: Config, data, t_end: float, key):
     """Loss curves (seeds, σ, T) from one jit(vmap(vmap)) over seeds × init scales."""
     steps = relu_kinks.recording_steps(cfg, t_end)
-    losses = seed_scale_losses(relu_kinks.LOSS, data, steps, key, hidden=cfg.hidden, eta=cfg.eta,
+    losses = seed_scale_losses(relu_kinks.LOSS, data, steps, key, hidden=cfg.hidden, eta=cfg.learning_rate,
                                n_seeds=cfg.n_seeds, init_scales=cfg.init_scales)
-    return steps * cfg.eta, losses
+    return steps * cfg.learning_rate, losses
 
 
 def simulate(cfg: Config, progress: bool = False) -> dict:
@@ -99,8 +100,8 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
         x, y = data = relu_kinks._data(cfg, K)
         narrow_loss, narrow_params = relu_kinks._narrow_optima(cfg, data, K, k_narrow)
         residuals = relu_kinks.stage_residuals(x, y, narrow_params)
-        per_log = theory_relu.incremental_escapes(x, residuals, log_inv_scale=1.0, eta=cfg.eta).times
-        t, losses = _runs(cfg, data, cfg.horizon * per_log[-1] * np.log(1 / cfg.init_scales[0]), k_wide)
+        per_log = theory_relu.incremental_escapes(x, residuals, log_inv_scale=1.0, eta=cfg.learning_rate).times
+        t, losses = _runs(cfg, data, cfg.horizon_escapes * per_log[-1] * np.log(1 / cfg.init_scales[0]), k_wide)
         out.update({f"t_{K}": t, f"loss_{K}": losses, f"escape_per_log_{K}": per_log, f"narrow_loss_{K}": narrow_loss})
     return out
 

@@ -88,12 +88,13 @@ TARGETS = {
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    DEPRECATED_KEYS = {"eta": "learning_rate", "horizon": "horizon_escapes"}  # old name -> new name, accepted (with a warning) for one release
     n_kinks: Tuple[int, ...] = field((2, 3, 4), (lambda v: all(k in TARGETS for k in v), f"integers in {sorted(TARGETS)}"), "kinks K of the target, one run each (targets in TARGETS)")
     n_data: int = field(41, (lambda n: n >= 10, "an integer ≥ 10"), "training points, evenly spaced in [−1, 1]")
     hidden: int = field(32, POSITIVE_INT, "hidden units of the wide net")
     init_scale: float = field(1e-12, POSITIVE, "init std σ of the wide net (balanced scheme)")
-    eta: float = field(0.2, POSITIVE, "GD learning rate (τ = 1/η)")
-    horizon: float = field(2.5, (lambda v: v > 1, "a number > 1"), "simulate to horizon × the predicted last escape time")
+    learning_rate: float = field(0.2, POSITIVE, "GD learning rate η (τ = 1/η; time t/τ = step × η)")
+    horizon_escapes: float = field(2.5, (lambda v: v > 1, "a number > 1"), "simulated time in multiples of the predicted last escape time")
     n_seeds: int = field(8, POSITIVE_INT, "random inits of the wide net per K")
     n_points: int = field(400, (lambda n: n >= 50, "an integer ≥ 50"), "log-spaced recording steps")
     narrow_inits: int = field(128, POSITIVE_INT, "inits per narrow width k (best one kept)")
@@ -160,7 +161,7 @@ def stage_residuals(x, y, narrow_params) -> list:
 
 def recording_steps(cfg, t_end: float) -> np.ndarray:
     """n_points log-spaced GD steps up to time t_end (t = step·η)."""
-    return dynamics.log_steps(max(int(np.ceil(t_end / cfg.eta)), cfg.n_points), cfg.n_points)
+    return dynamics.log_steps(max(int(np.ceil(t_end / cfg.learning_rate)), cfg.n_points), cfg.n_points)
 
 
 def _wide_runs(cfg: Config, data, t_end: float, key):
@@ -168,11 +169,11 @@ def _wide_runs(cfg: Config, data, t_end: float, key):
 
     def run(k):
         p0 = relu.init(k, n_in=1, hidden=cfg.hidden, n_out=1, scale=cfg.init_scale, scheme="balanced")
-        traj = dynamics.descend(LOSS, p0, optax.sgd(cfg.eta), data, record_steps=steps, observe=lambda p: p)
+        traj = dynamics.descend(LOSS, p0, optax.sgd(cfg.learning_rate), data, record_steps=steps, observe=lambda p: p)
         return traj.loss, traj.stats
 
     losses, params = jax.jit(jax.vmap(run))(jax.random.split(key, cfg.n_seeds))
-    return steps * cfg.eta, np.asarray(losses), jax.tree_util.tree_map(np.asarray, params)
+    return steps * cfg.learning_rate, np.asarray(losses), jax.tree_util.tree_map(np.asarray, params)
 
 
 def simulate(cfg: Config, progress: bool = False) -> dict:
@@ -183,8 +184,8 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
         x, y = data = _data(cfg, K)
         narrow_loss, narrow_params = _narrow_optima(cfg, data, K, k_narrow)
         residuals = stage_residuals(x, y, narrow_params)
-        escapes = theory_relu.incremental_escapes(x, residuals, log_inv_scale=float(np.log(1 / cfg.init_scale)), eta=cfg.eta)
-        t, losses, params = _wide_runs(cfg, data, cfg.horizon * escapes.times[-1], k_wide)
+        escapes = theory_relu.incremental_escapes(x, residuals, log_inv_scale=float(np.log(1 / cfg.init_scale)), eta=cfg.learning_rate)
+        t, losses, params = _wide_runs(cfg, data, cfg.horizon_escapes * escapes.times[-1], k_wide)
         w0, b0, a0 = params["w"][:, 0, :, 0], params["b"][:, 0], params["a"][:, 0, 0]  # (seeds, h) at init
         with np.errstate(divide="ignore", invalid="ignore"):
             occupancy = np.stack([theory_relu.lobe_occupancy(x, y, -b / w, a) for w, b, a in zip(w0, b0, a0)])

@@ -87,6 +87,7 @@ INIT_PLATEAU_FRACTION = 0.5
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    DEPRECATED_KEYS = {"eta": "learning_rate"}  # old name -> new name, accepted (with a warning) for one release
     n_kinks: Tuple[int, ...] = field((2, 1), (lambda v: len(v) >= 1 and all(1 <= k <= 3 for k in v), "integers in 1..3"), "kinks K of each target (one target structure each)")
     slope: float = field(4.0, POSITIVE, "slope jump c₁ at the first kink")
     ratio: float = field(3.0, (lambda v: v > 1, "a number > 1"), "c_k / c_{k+1}")
@@ -94,7 +95,7 @@ class Config:
     fit_max_scale: float = field(2e-2, POSITIVE, "escape-time slope fitted over σ ≤ this")
     n_data: int = field(41, (lambda n: n >= 10, "an integer ≥ 10"), "training points, evenly spaced in [−1, 1]")
     hidden: int = field(128, POSITIVE_INT, "hidden units (32 leaves 2 of 3 seeds stuck at L*_1 at σ = 1e-4, below)")
-    eta: float = field(0.2, POSITIVE, "GD learning rate (τ = 1/η)")
+    learning_rate: float = field(0.2, POSITIVE, "GD learning rate η (τ = 1/η; time t/τ = step × η)")
     n_steps: Tuple[int, ...] = field((60_000, 20_000), (lambda v: all(n >= 100 for n in v), "integers ≥ 100"), "GD steps for each target")
     n_seeds: int = field(3, POSITIVE_INT, "random inits per (target, σ)")
     n_points: int = field(300, (lambda n: n >= 50, "an integer ≥ 50"), "log-spaced recording steps")
@@ -149,9 +150,9 @@ def seed_scale_losses(loss, data, steps, key, *, hidden: int, eta: float, n_seed
 def _runs(cfg: Config, data, n_steps: int, key):
     """Loss curves (seeds, σ, T) of the plain net over seeds × init scales."""
     steps = dynamics.log_steps(n_steps, cfg.n_points)
-    losses = seed_scale_losses(dynamics.model_loss(relu.apply), data, steps, key, hidden=cfg.hidden, eta=cfg.eta,
+    losses = seed_scale_losses(dynamics.model_loss(relu.apply), data, steps, key, hidden=cfg.hidden, eta=cfg.learning_rate,
                                n_seeds=cfg.n_seeds, init_scales=cfg.init_scales)
-    return steps * cfg.eta, losses
+    return steps * cfg.learning_rate, losses
 
 
 def simulate(cfg: Config, progress: bool = False) -> dict:
@@ -210,7 +211,7 @@ def verify(arrays: dict, cfg: Config) -> list:
         small = count[:, 0]
         worst = small[np.argmax(np.abs(small - (K + 1)))]
         rows.append(row(f"K={K}: plateau count at σ={cfg.init_scales[0]:g} (worst seed)", K + 1, worst, tol=0, relative=False))
-        lam_eta = float(gd_rate(float(arrays[f"lambda_{K}"]), cfg.eta))
+        lam_eta = float(gd_rate(float(arrays[f"lambda_{K}"]), cfg.learning_rate))
         if np.all(np.isfinite(table["escape"][:, np.asarray(cfg.init_scales) <= cfg.fit_max_scale])):
             rows.append(row(f"K={K}: slope dt₁/d ln(1/σ) vs 1/λ_η (τ units)", 1 / lam_eta, escape_slope(cfg, table["escape"]), tol=0.10))
         else:
@@ -243,7 +244,7 @@ def _plot(arrays: dict, cfg: Config) -> dict:
                           label=f"K = {K} (seeds)" if s == 0 else None, **plotting.SIM)
         ax_count.plot(scales[scales <= cfg.fit_max_scale], np.full((scales <= cfg.fit_max_scale).sum(), K + 1), 
                       label=f"small-σ theory K + 1 = {K + 1}", **_theory(c))
-        lam_eta = float(gd_rate(float(arrays[f"lambda_{K}"]), cfg.eta))
+        lam_eta = float(gd_rate(float(arrays[f"lambda_{K}"]), cfg.learning_rate))
         med = np.nanmedian(table["escape"], axis=0)
         ln_inv = np.log(1 / scales)
         ax_esc.plot(ln_inv, med, color=c, marker="o", ms=3, label=f"K = {K} median t₁", **plotting.SIM)
@@ -262,7 +263,7 @@ def _plot(arrays: dict, cfg: Config) -> dict:
     ax_esc.legend(fontsize=7, frameon=False)
     K = cfg.n_kinks[0]
     t, losses = arrays[f"t_{K}"], arrays[f"loss_{K}"]
-    lam_eta = float(gd_rate(float(arrays[f"lambda_{K}"]), cfg.eta))
+    lam_eta = float(gd_rate(float(arrays[f"lambda_{K}"]), cfg.learning_rate))
     table = plateau_table(arrays, cfg, K)
     for j, c in enumerate(plotting.colors(scales.size)):
         ax_loss.plot(t, losses[0, j], color=c, label=f"σ = {scales[j]:.2g}", **plotting.SIM)

@@ -43,20 +43,21 @@ _INTS = (lambda v: all(x >= 1 for x in v), "comma-separated integers ≥ 1")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    DEPRECATED_KEYS = {"widths": "hidden", "horizon": "horizon_escapes"}  # old name -> new name, accepted (with a warning) for one release
     s: Tuple[float, ...] = field((4.0, 2.0, 1.0), POSITIVE_TUPLE, "singular values of Σyx (white inputs)")
     n_io: int = field(8, POSITIVE_INT, "input = output dimension")
     depths: Tuple[int, ...] = field((2, 3, 4), (lambda v: all(x >= 2 for x in v), "integers ≥ 2"), "weight layers per run")
-    widths: Tuple[int, ...] = field((8, 32, 32), _INTS, "hidden width for each depth")
+    hidden: Tuple[int, ...] = field((8, 32, 32), _INTS, "hidden width (units per hidden layer) for each depth")
     init_scales: Tuple[float, ...] = field((1e-4, 1e-4, 1e-3), POSITIVE_TUPLE, "init std σ for each depth")
     n_seeds: Tuple[int, ...] = field((6, 8, 4), _INTS, "random inits for each depth")
-    horizon: float = field(1.5, POSITIVE, "simulate to horizon × the last predicted transition time")
+    horizon_escapes: float = field(1.5, POSITIVE, "simulated time in multiples of the last predicted transition time")
     n_points: int = field(300, (lambda n: n >= 50, "an integer ≥ 50"), "log-spaced recording times")
     seed: int = field(0, None, "PRNG seed (task basis and inits)")
 
     def __post_init__(self):
         check_fields(self)
         n = len(self.depths)
-        for name in ("widths", "init_scales", "n_seeds"):
+        for name in ("hidden", "init_scales", "n_seeds"):
             check(name, getattr(self, name), len(getattr(self, name)) == n, f"one value per depth ({n})")
         check("s", self.s, list(self.s) == sorted(self.s, reverse=True), "non-increasing values")
         check("s", self.s, len(self.s) <= self.n_io, f"at most n_io = {self.n_io} values")
@@ -64,13 +65,13 @@ class Config:
 
 
 def smoke() -> Config:
-    return Config(depths=(2, 3), widths=(8, 32), init_scales=(1e-4, 1e-4), n_seeds=(6, 8), n_points=200)
+    return Config(depths=(2, 3), hidden=(8, 32), init_scales=(1e-4, 1e-4), n_seeds=(6, 8), n_points=200)
 
 
 def _simulate_depth(task, depth, width, sigma, n_seeds, cfg, key):
     sizes = (cfg.n_io,) + (width,) * (depth - 1) + (cfg.n_io,)
     predicted = np.asarray(transition_times(cfg.s, init_scale=sigma, depth=depth, width=width))
-    times = np.concatenate([[0.0], np.geomspace(0.02 * predicted[0], cfg.horizon * predicted[-1], cfg.n_points)])
+    times = np.concatenate([[0.0], np.geomspace(0.02 * predicted[0], cfg.horizon_escapes * predicted[-1], cfg.n_points)])
 
     def loss(params, _):
         return dynamics.linear_loss_from_stats(linear.end_to_end(params), task.sigma_xx, task.sigma_yx, task.trace_yy)
@@ -93,7 +94,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
     key_task, key_init = jax.random.split(jax.random.key(cfg.seed))
     task = tasks.teacher(key_task, n_in=cfg.n_io, n_out=cfg.n_io, s=cfg.s)
     out = {"s": np.asarray(task.s), "trace_yy": np.asarray(task.trace_yy)}
-    runs = zip(cfg.depths, cfg.widths, cfg.init_scales, cfg.n_seeds, jax.random.split(key_init, len(cfg.depths)))
+    runs = zip(cfg.depths, cfg.hidden, cfg.init_scales, cfg.n_seeds, jax.random.split(key_init, len(cfg.depths)))
     for depth, width, sigma, n_seeds, key in plotting.progress(list(runs), progress, desc="depths"):
         t, loss, modes, svals = _simulate_depth(task, depth, width, sigma, n_seeds, cfg, key)
         out.update({f"t_{depth}": t, f"loss_{depth}": loss, f"modes_{depth}": modes, f"svals_{depth}": svals})
@@ -108,7 +109,7 @@ def verify(arrays: dict, cfg: Config) -> list:
     s, trace_yy = arrays["s"], float(arrays["trace_yy"])
     theory_pl = np.asarray(plateau_losses(s, trace_yy=trace_yy))
     rows = []
-    for depth, width, sigma in zip(cfg.depths, cfg.widths, cfg.init_scales):
+    for depth, width, sigma in zip(cfg.depths, cfg.hidden, cfg.init_scales):
         t, losses = arrays[f"t_{depth}"], arrays[f"loss_{depth}"]
         found = [detect_plateaus(t, loss) for loss in losses]
         counts = [p.n_plateaus for p in found]
@@ -134,7 +135,7 @@ def plot(arrays: dict, cfg: Config) -> dict:
     theory_pl = np.asarray(plateau_losses(s, trace_yy=trace_yy))
     fig, grid = plotting.plt.subplots(2, len(cfg.depths), figsize=(4.3 * len(cfg.depths), 6.4), squeeze=False, sharex="col")
     threshold = 0.5 * float(np.min(s))
-    for j, (depth, width, sigma) in enumerate(zip(cfg.depths, cfg.widths, cfg.init_scales)):
+    for j, (depth, width, sigma) in enumerate(zip(cfg.depths, cfg.hidden, cfg.init_scales)):
         ax_loss, ax_rank = grid[0, j], grid[1, j]
         t = arrays[f"t_{depth}"][1:]
         theory_t = np.asarray(transition_times(s, init_scale=sigma, depth=depth, width=width))

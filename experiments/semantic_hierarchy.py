@@ -274,3 +274,36 @@ def plot(arrays: dict, cfg: Config) -> dict:
     fig_sim.suptitle("hidden similarity H Hᵀ / max (progressive differentiation; theory Σ_α u_α(t) b_α b_αᵀ)", fontsize=10)
     fig_sim.colorbar(im, ax=[a for row_ in axes for a in row_], shrink=0.8, label="H Hᵀ / max |H Hᵀ|")
     return {"semantic_hierarchy": fig, "similarity": fig_sim}
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep semantic-hierarchy --grid flip_prob=0.05,0.1,0.2 --grid seed=0,1,2`:
+# every cell is one GD run; these fields may be traced (one compiled program).
+SWEEP_FIELDS = ("u0", "learning_rate", "flip_prob", "seed")
+SWEEP_METRIC = "half_time_rel_err"
+
+
+def cell(cfg: Config, values: dict) -> dict:
+    """One GD run on a freshly sampled tree with (u0, learning_rate, flip_prob,
+    seed) possibly traced: the loss on a grid of t/τ, each mode's half-learning
+    time and its worst relative error against Eq. 9 of arXiv 1312.6120 with
+    λ_x = 1/P (modes the theory does not half-learn within ``horizon`` are left
+    out of the error and report ``horizon``)."""
+    eta, u0 = values["learning_rate"], values["u0"]
+    key_task, key_init = jax.random.split(jax.random.key(values["seed"]))
+    p = 2**cfg.depth
+    y = tasks.tree_features(key_task, depth=cfg.depth, flip_prob=values["flip_prob"], n_features=cfg.n_features)
+    x = jnp.eye(p, dtype=y.dtype)
+    u, s, vt = jnp.linalg.svd(y.T @ x / p, full_matrices=False)  # Σyx = U diag(s) Vᵀ, (n_features, P)
+    params = linear.init_aligned(key_init, (p, cfg.hidden, cfg.n_features), u=u, v=vt.T, u0=u0)
+    times = jnp.linspace(0.0, cfg.horizon, 121)
+    steps = jnp.round(times / eta).astype(jnp.int32)
+    gd = dynamics.descend(dynamics.model_loss(linear.apply), params, optax.sgd(eta), (x, y), record_steps=steps,
+                          observe=lambda prm: {"modes": linear.mode_strengths(prm, u, vt.T)})
+    level = p * s / 2
+    theory = mode_time(u0, level, s=s, lam_x=1.0 / p)
+    reached = theory < cfg.horizon
+    half = jax.vmap(crossing_time, in_axes=(None, 1, 0))(gd.t * eta, gd.stats["modes"], level)
+    err = jnp.where(reached, jnp.abs(half - theory) / theory, 0.0)
+    return {"loss": gd.loss, "final_loss": gd.loss[-1], "half_time": jnp.where(reached, half, cfg.horizon),
+            "half_time_rel_err": jnp.max(err)}

@@ -52,12 +52,13 @@ _LENGTHS = (lambda v: all(n >= 2 for n in v), "comma-separated integers ≥ 2")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    DEPRECATED_KEYS = {"lr": "learning_rate"}  # old name -> new name, accepted (with a warning) for one release
     d: int = field(5, POSITIVE_INT, "covariate dimension d")
     n_context: int = field(40, (lambda n: n >= 2, "an integer ≥ 2"), "training context length L")
     noise_var: float = field(0.1, (lambda v: v >= 0, "a number ≥ 0"), "label noise variance σ²")
     heads: Tuple[int, ...] = field((1, 2, 4), _HEADS, "numbers of heads H to train")
     steps: int = field(6000, POSITIVE_INT, "Adam steps")
-    lr: float = field(0.01, POSITIVE, "peak Adam learning rate (cosine decay to 1%)")
+    learning_rate: float = field(0.01, POSITIVE, "peak Adam learning rate (cosine decay to 1%; time in Adam steps)")
     batch: int = field(256, POSITIVE_INT, "minibatch size")
     pool: int = field(131072, POSITIVE_INT, "training sequences sampled once (train-test gap ≈ 0.3%)")
     n_test: int = field(65536, POSITIVE_INT, "fresh test sequences per context length")
@@ -123,7 +124,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
 
     for h, k_init in plotting.progress(list(zip(cfg.heads, jax.random.split(key_init, len(cfg.heads)))), progress, "heads"):
         params = sa.init(k_init, dim=cfg.d, n_heads=h, scale=cfg.init_scale, dtype=jnp.float32)
-        opt = optax.adam(optax.cosine_decay_schedule(cfg.lr, cfg.steps, alpha=0.01))
+        opt = optax.adam(optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps, alpha=0.01))
         traj = dynamics.descend(loss_fn, params, opt, pool, record_steps=steps, batch_size=cfg.batch,
                                 key=jax.random.fold_in(key_sgd, h), observe=sa.pattern_scores)
         test = np.zeros(len(lengths))

@@ -29,11 +29,12 @@ def parse_grid(exp, base, grid_args: List[str]) -> Dict[str, list]:
         key, sep, text = item.partition("=")
         if not sep or not text.strip():
             raise ValueError(f"--grid expects key=v1,v2,..., got {item!r}")
-        key = key.strip()
+        values = [v for v in text.split(",") if v.strip()]
+        # parse_overrides maps a deprecated key to its new name (one warning)
+        ((key, first),) = common.parse_overrides(exp.Config, [f"{key.strip()}={values[0] if values else ''}"]).items()
         if key in axes:
             raise ValueError(f"--grid {key} given twice")
-        values = [v for v in text.split(",") if v.strip()]
-        typed = [common.parse_overrides(exp.Config, [f"{key}={v}"])[key] for v in values]
+        typed = [first] + [common.parse_overrides(exp.Config, [f"{key}={v}"])[key] for v in values[1:]]
         for v in typed:
             dataclasses.replace(base, **{key: v})  # validates; raises ValueError naming the field
         axes[key] = typed

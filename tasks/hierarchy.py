@@ -22,7 +22,7 @@ def tree_features(key: jax.Array, *, depth: int, flip_prob: float, n_features: i
     """
     if depth < 1:
         raise ValueError(f"depth must be ≥ 1, got {depth}")
-    if not 0.0 <= flip_prob <= 0.5:
+    if not isinstance(flip_prob, jax.core.Tracer) and not 0.0 <= flip_prob <= 0.5:  # traced in sweeps
         raise ValueError(f"flip_prob must be in [0, 0.5], got {flip_prob}")
     if n_features < 1:
         raise ValueError(f"n_features must be ≥ 1, got {n_features}")

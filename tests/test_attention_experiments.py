@@ -75,7 +75,7 @@ def test_configs_reject_bad_values():
     with pytest.raises(ValueError, match="init_scale"):
         attention_heads.Config(init_scale=0.5)
     with pytest.raises(ValueError, match="horizon"):
-        attention_heads.Config(horizon=1.0)
+        attention_heads.Config(horizon_escapes=1.0)
 
 
 @pytest.mark.slow

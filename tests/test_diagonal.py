@@ -312,4 +312,4 @@ def test_experiment_config_rejects_bad_values():
     with pytest.raises(ValueError, match="beta_star"):
         diagonal_sparse.Config(d=2)
     with pytest.raises(ValueError, match="horizon"):
-        diagonal_sparse.Config(horizon=0.5)
+        diagonal_sparse.Config(horizon_escapes=0.5)

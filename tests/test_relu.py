@@ -223,7 +223,7 @@ def test_relu_kinks_config_checks():
     with pytest.raises(ValueError, match="hidden"):
         relu_kinks.Config(n_kinks=(4,), hidden=7)
     with pytest.raises(ValueError, match="horizon"):
-        relu_kinks.Config(horizon=1.0)
+        relu_kinks.Config(horizon_escapes=1.0)
 
 
 def test_relu_kinks_targets_have_their_kinks():

@@ -5,8 +5,8 @@ from experiments.common import run_experiment
 
 
 def test_config_checks_one_value_per_depth():
-    with pytest.raises(ValueError, match="widths"):
-        saddle_to_saddle.Config(depths=(2, 3), widths=(8,), init_scales=(1e-4, 1e-4), n_seeds=(2, 2))
+    with pytest.raises(ValueError, match="hidden"):
+        saddle_to_saddle.Config(depths=(2, 3), hidden=(8,), init_scales=(1e-4, 1e-4), n_seeds=(2, 2))
     with pytest.raises(ValueError, match="init_scales"):
         saddle_to_saddle.Config(init_scales=(0.1, 1e-4, 1e-3))
 

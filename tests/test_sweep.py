@@ -8,6 +8,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -176,3 +177,42 @@ def test_two_hosts_emulated_with_jax_distributed_equal_one_process(tmp_path):
         got = np.load(tmp_path / f"host{i}.npz")
         for k in ref.files:
             np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+
+
+def _constant_carry_cell(v):
+    # The loop's carry starts as a constant (device-invariant) and becomes
+    # per-cell in the body: under shard_map's varying-axes check this was a
+    # while_loop TypeError whenever that field was the only swept axis.
+    n = jnp.asarray(3)  # a traced trip count makes fori_loop a while_loop, as in descend
+    x = jax.lax.fori_loop(0, n, lambda i, x: x * v["a"], jnp.ones(2))
+    return {"y": x, "loss": jnp.sum(x)}
+
+
+def test_a_loop_carry_built_from_constants_sweeps_on_one_axis():
+    cells = sweep.product_grid({"a": [2.0, 3.0]})
+    out, failed = sweep.run_sweep(_constant_carry_cell, cells, batch_size=1)
+    np.testing.assert_allclose(out["y"], [[8.0, 8.0], [27.0, 27.0]])
+    assert not failed.any()
+
+
+def test_saxe_modes_sweeps_on_learning_rate_alone(tmp_path, capsys):
+    args = ["sweep", "saxe-modes", "--smoke", "--no-progress", "--grid", "learning_rate=0.01,0.02",
+            "--out", str(tmp_path / "s")]
+    assert cli.main(args) == 0, capsys.readouterr().err
+    with np.load(tmp_path / "s" / "results.npz") as d:
+        assert d["cell/learning_rate"].tolist() == [0.01, 0.02] and not d["failed"].any()
+
+
+def test_resume_with_another_batch_size_is_refused_and_names_the_original(tmp_path):
+    # Decided: a different --batch-size/--devices is refused, not re-chunked (see
+    # dynamics.sweep._resume_mismatch); a same-plan resume returns the same bits.
+    cells = sweep.product_grid({"a": np.linspace(0, 1, 5), "seed": [0, 1]})
+    first, _ = sweep.run_sweep(_square_cell, cells, out_dir=tmp_path, batch_size=2)
+    saved = sorted(p.read_bytes() for p in (tmp_path / "chunks").glob("*.npz"))
+    with pytest.raises(ValueError, match="--batch-size 2 --devices 1") as err:
+        sweep.run_sweep(_square_cell, cells, out_dir=tmp_path, batch_size=3, resume=True)
+    assert "\n" not in str(err.value)
+    assert sorted(p.read_bytes() for p in (tmp_path / "chunks").glob("*.npz")) == saved  # nothing touched
+    again, _ = sweep.run_sweep(_square_cell, cells, out_dir=tmp_path, batch_size=2, resume=True)
+    for k in first:
+        np.testing.assert_array_equal(first[k], again[k])
