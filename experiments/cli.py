@@ -133,6 +133,14 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_gallery(args) -> int:
+    from experiments import gallery
+
+    for path in gallery.make(args.out, args.names, overwrite=args.overwrite, dpi=args.dpi, progress=not args.no_progress):
+        print(f"figure: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="saddle",
@@ -190,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="redraw the figures of a run folder without re-running")
     p.add_argument("run_dir", help="a folder written by `saddle run`")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("gallery", help="one small PNG per experiment from its smoke run (docs/gallery.md)")
+    p.add_argument("names", nargs="*", metavar="NAME", help="experiments to draw (default: all)")
+    p.add_argument("--out", default="docs/img", help="folder for NAME.png (default docs/img)")
+    p.add_argument("--dpi", type=int, default=60, help="resolution of the PNGs (default 60: ~30-60 KB each)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing PNGs")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_gallery)
     return parser
 
 
