@@ -235,3 +235,43 @@ def detect_plateaus(
     ])
     mids = np.sqrt(t_lo * t_hi)
     return Plateaus(levels, trans, starts.astype(int), ends.astype(int), mids)
+
+
+def compare(t, loss, prediction, *, time_tol: float = 0.1, loss_tol: float = 0.02, label: str = "",
+            **detect_kwargs) -> list:
+    """Verify rows of a simulated loss curve against a predicted staircase.
+
+    ``prediction`` is any ``theory.<family>.predict(...)`` result (a
+    ``theory.staircase.Staircase``: plateau_losses, transition_times, ranks,
+    level), in the same time units as ``t`` (flow time, or GD steps when the
+    prediction was made with ``learning_rate``). The curve's plateaus are found
+    by ``detect_plateaus(t, loss, level=prediction.level, **detect_kwargs)``.
+
+    Rows (``dynamics.rows.row`` dicts, as ``saddle verify --json`` prints them):
+    the plateau count (exact); when it matches, each plateau loss (relative
+    ``loss_tol``; a predicted zero loss is compared as L/L_0 with absolute
+    ``loss_tol``) and each transition time (relative ``time_tol``). Choose the
+    tolerances from the theory's stated accuracy (e.g. 1/ln(1/σ) for the σ → 0
+    limits, the spread over inits for median times): the defaults are only
+    placeholders for a well-separated, small-init staircase.
+    """
+    from dynamics.rows import row
+
+    pl = np.asarray(prediction.plateau_losses, dtype=float)
+    tt = np.asarray(prediction.transition_times, dtype=float)
+    if pl.ndim != 1 or tt.shape != (pl.size - 1,):
+        raise ValueError(f"prediction needs n + 1 plateau losses and n transition times, got {pl.shape} and {tt.shape}")
+    prefix = f"{label}: " if label else ""
+    found = detect_plateaus(t, loss, level=float(prediction.level), **detect_kwargs)
+    rows = [row(f"{prefix}plateau count", pl.size, found.n_plateaus, tol=0, relative=False)]
+    if found.n_plateaus != pl.size:
+        return rows
+    scale = abs(pl[0]) if pl[0] != 0 else 1.0
+    for k, (want, got) in enumerate(zip(pl, found.plateau_losses)):
+        if abs(want) > 1e-9 * scale:
+            rows.append(row(f"{prefix}plateau {k} loss", want, got, tol=loss_tol))
+        else:
+            rows.append(row(f"{prefix}plateau {k} loss / L_0", 0.0, got / scale, tol=loss_tol, relative=False))
+    for k, (want, got) in enumerate(zip(tt, found.transition_times), start=1):
+        rows.append(row(f"{prefix}transition {k} time", want, got, tol=time_tol))
+    return rows

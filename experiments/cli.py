@@ -258,6 +258,14 @@ def cmd_new(args) -> int:
     return 0
 
 
+def cmd_gallery(args) -> int:
+    from experiments import gallery
+
+    for path in gallery.make(args.out, args.names, overwrite=args.overwrite, dpi=args.dpi, progress=not args.no_progress):
+        print(f"figure: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="saddle",
@@ -328,6 +336,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="experiment name, e.g. my-exp (lower-case letters, digits, '-')")
     p.add_argument("--dir", help="folder to create (must not exist or be empty); default ./NAME")
     p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("gallery", help="one small PNG per experiment from its smoke run (docs/gallery.md)")
+    p.add_argument("names", nargs="*", metavar="NAME", help="experiments to draw (default: all)")
+    p.add_argument("--out", default="docs/img", help="folder for NAME.png (default docs/img)")
+    p.add_argument("--dpi", type=int, default=60, help="resolution of the PNGs (default 60: ~30-60 KB each)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing PNGs")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_gallery)
     return parser
 
 

@@ -109,3 +109,23 @@ def separate_kq_head_escapes(lam, *, n_context: int, v0, k0, q0, tau: float = 1.
         heads_left.remove(int(hs[i]))
         dirs_left.remove(int(ds[j]))
     return HeadEscapes(np.asarray(times), np.asarray(heads, dtype=int), np.asarray(directions, dtype=int))
+
+
+def predict(lam, *, n_context: int, v0, k0, q0, noise_std: float = 0.0, tau=None, learning_rate=None):
+    """The staircase of rank-one separate-KQ heads from their actual init, as a ``Staircase``.
+
+    Escapes from ``separate_kq_head_escapes``; each drop removes direction d's
+    share s_d²/(2ρ_d) of saddle's ½-loss (``theory.attention_icl`` module
+    docstring), from L₀ = ½(trΛ + σ²). Times: a head half-learning its
+    direction (level = 0.75). ranks: directions learned. Time in DESIGN
+    units: ``tau`` (flow) or ``learning_rate`` η (GD, τ = 1/η, times in steps).
+    """
+    from theory.staircase import staircase, time_constant
+
+    tau = time_constant(tau, learning_rate)
+    esc = separate_kq_head_escapes(lam, n_context=n_context, v0=v0, k0=k0, q0=q0, tau=tau, noise_std=noise_std)
+    s, rho = mode_moments(lam, n_context=n_context, noise_std=noise_std)
+    drops = (s**2 / (2.0 * rho))[esc.directions]
+    first = 0.5 * (float(np.sum(lam)) + noise_std**2)
+    losses = first - np.concatenate([[0.0], np.cumsum(drops)])
+    return staircase(losses, esc.times, np.arange(losses.size), 0.75)

@@ -177,3 +177,23 @@ def merged_kq_loss(t, *, lam, n_context: int, w_init: float, tau: float = 1.0, n
     g = sol.ys
     loss = yy - 2.0 * g @ beta + (g**2) @ rho
     return loss.reshape(t.shape)
+
+
+def predict(lam, *, n_context: int, w_init: float, noise_std: float = 0.0, tau=None, learning_rate=None):
+    """The staircase of separate-KQ linear attention with rank-one heads, as a ``Staircase``.
+
+    plateau_losses: ``separate_kq_plateau_losses`` converted to saddle's
+    ½-loss (DESIGN: L = ½E[(y_q − ŷ)²], what ``models.attention.population_loss``
+    and ``dynamics`` use), i.e. half the paper's values; transition_times:
+    ``separate_kq_drop_times`` (a head aligned with each direction half
+    learned, so level = 0.75, the same quadratic loss in u as a linear mode);
+    ranks: eigen-directions learned, 0..D. Time in DESIGN units: ``tau``
+    (flow) or ``learning_rate`` η (GD, τ = 1/η, times in steps). For heads from
+    random init see ``theory.attention_heads.predict``.
+    """
+    from theory.staircase import staircase, time_constant
+
+    tau = time_constant(tau, learning_rate)
+    losses = 0.5 * separate_kq_plateau_losses(lam, n_context=n_context, noise_std=noise_std)
+    times = separate_kq_drop_times(lam, n_context=n_context, w_init=w_init, tau=tau, noise_std=noise_std)
+    return staircase(losses, times, np.arange(losses.size), 0.75)

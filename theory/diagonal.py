@@ -275,3 +275,35 @@ def orthogonal_time(beta, *, beta_star, alpha):
     a, b, r, w_plus, w_minus = _orthogonal_roots(beta_star, alpha)
     w = (jnp.abs(beta) + jnp.sqrt(beta * beta + b * b)) / b
     return jnp.log((w - w_minus) * (w_plus - 1.0) / ((w_plus - w) * (1.0 - w_minus))) / (2.0 * r)
+
+
+def predict(x, y, *, alpha, form: str = "product", tau=None, learning_rate=None, max_jumps=None):
+    """The α → 0 staircase of a diagonal linear net on data (x, y), as a ``Staircase``.
+
+    Plateaus are the saddles β_k of ``incremental_learning`` (Pesme & Flammarion
+    2023, arXiv 2304.00488, Algorithm 1): plateau_losses = L(β_k) =
+    (1/2P)‖y − Xβ_k‖², ranks = support size of β_k, and the jumps at
+    t_k = τ t̃_k ln(1/α) (product form u₀ = √2α, v₀ = 0) or τ t̃_k ln(1/α)/2
+    (squares form w₊ = w₋ = α, ``models.diagonal``). Leading order in α: the
+    simulated loss crosses the midpoint of each drop (level = 0.5) at t_k up
+    to relative corrections O(1/ln(1/α)) (their Thm. 2). Time: ``tau`` (flow)
+    or ``learning_rate`` η (GD, τ = 1/η, times in steps).
+    Args: x: (P, d); y: (P,); alpha: init scale in (0, 1).
+    """
+    import numpy as np
+
+    from theory.staircase import staircase, time_constant
+
+    tau = time_constant(tau, learning_rate)
+    if not 0.0 < float(alpha) < 1.0:
+        raise ValueError(f"alpha must be in (0, 1) (small init), got {alpha}")
+    if form not in ("product", "squares"):
+        raise ValueError(f"form={form!r} is invalid; allowed: product, squares")
+    path = incremental_learning(x, y, max_jumps=max_jumps)
+    times, saddles = np.asarray(path.times), np.asarray(path.saddles)
+    keep = np.isfinite(times)
+    times, saddles = times[keep], saddles[keep]
+    clock = tau * np.log(1.0 / float(alpha)) * (0.5 if form == "squares" else 1.0)
+    losses = np.asarray(saddle_losses(saddles, x, y))
+    ranks = np.sum(saddles != 0.0, axis=-1)
+    return staircase(losses, times[1:] * clock, ranks, 0.5)

@@ -250,3 +250,89 @@ def incremental_escapes(x, residuals: Sequence, *, log_inv_scale: float, eta: fl
         alive[j] = False
     times, bps, signs, rates = (np.array(v) for v in zip(*out))
     return Escapes(times, bps, signs, rates, stage_rates, p[np.array([i for i, _ in start], dtype=int)])
+
+
+def _affine_free_fit(x: np.ndarray, yt: np.ndarray, knots) -> tuple:
+    """(loss, residual) of the least-squares fit of P⊥y by Σ_j c_j P⊥relu(x − p_j), loss (1/2P)‖·‖²."""
+    f = _project_affine(x, np.maximum(x[:, None] - np.asarray(knots, dtype=np.float64)[None, :], 0.0))
+    coef, *_ = np.linalg.lstsq(f, yt, rcond=None)
+    res = yt - f @ coef
+    return 0.5 * float(res @ res) / x.shape[0], res
+
+
+def _knot_scan(x: np.ndarray, yt: np.ndarray, others, grid: np.ndarray) -> np.ndarray:
+    """Loss of the best fit with knots ``others`` + p, for every p in ``grid`` at once:
+    with r the residual on the fixed knots and φ̃_p the new column off their span,
+    L(p) = (‖r‖² − (r·φ̃_p)²/‖φ̃_p‖²)/2P."""
+    n = x.shape[0]
+    fixed = _project_affine(x, np.maximum(x[:, None] - np.asarray(others, dtype=np.float64)[None, :], 0.0))
+    q = np.linalg.qr(fixed)[0] if fixed.shape[1] else np.zeros((n, 0))
+    r = yt - q @ (q.T @ yt)
+    phi = _project_affine(x, np.maximum(x[:, None] - grid[None, :], 0.0))
+    phi = phi - q @ (q.T @ phi)
+    den = np.sum(phi**2, axis=0)
+    ok = den > 1e-12 * np.max(den)
+    gain = np.where(ok, (r @ phi) ** 2 / np.where(ok, den, 1.0), 0.0)
+    return 0.5 * (r @ r - gain) / n
+
+
+def narrow_optima(x, y, n_kinks: int, *, n_grid: int = 401, sweeps: int = 4) -> tuple:
+    """Best k-kink nets with the affine part free, k = 0..K: (losses (K+1,), residuals [(P,)]*(K+1)).
+
+    A k-unit net with a free affine part is a linear spline with k free knots
+    plus an affine function, so L*_k = min over knots p of the least-squares
+    loss of P⊥y on span{P⊥relu(x − p_j)} (units with breakpoints outside the
+    data are affine and add nothing). Computed here (our own numerics, no
+    training): the best (k−1)-knot set plus the best new grid knot, cyclic
+    coordinate search of every knot over ``n_grid`` breakpoints spanning the
+    data (``sweeps`` passes), then Nelder-Mead on the knots. A local search:
+    exact for k = 1 up to the grid refinement, and checked against an
+    exhaustive grid search for k = 2 (tests/test_theory_overlays.py).
+    """
+    from scipy.optimize import minimize
+
+    x = _column("x", x)
+    y = _column("y", y, x.shape[0])
+    if int(n_kinks) != n_kinks or n_kinks < 1:
+        raise ValueError(f"n_kinks must be an integer ≥ 1, got {n_kinks}")
+    yt = _project_affine(x, y)
+    grid = breakpoint_grid(x, n_grid)[1:-1]  # end knots are affine on the data
+    losses, residuals, knots = [0.5 * float(yt @ yt) / x.shape[0]], [yt], []
+    for _ in range(int(n_kinks)):
+        knots = knots + [grid[int(np.argmin(_knot_scan(x, yt, knots, grid)))]]
+        for _ in range(sweeps):
+            for j in range(len(knots)):
+                knots[j] = grid[int(np.argmin(_knot_scan(x, yt, knots[:j] + knots[j + 1:], grid)))]
+        res = minimize(lambda p: _affine_free_fit(x, yt, p)[0], np.array(knots), method="Nelder-Mead",
+                       options={"xatol": 1e-10, "fatol": 1e-16, "maxiter": 2000})
+        if res.fun < _affine_free_fit(x, yt, knots)[0]:
+            knots = sorted(float(p) for p in res.x)
+        loss, r = _affine_free_fit(x, yt, knots)
+        losses.append(min(loss, losses[-1]))
+        residuals.append(r)
+    return np.asarray(losses), residuals
+
+
+def predict(x, y, *, n_kinks: int, init_scale: float, tau=None, learning_rate=None, n_grid: int = 2001):
+    """The σ → 0 staircase of a 1-D two-layer ReLU net with its affine part free, as a ``Staircase``.
+
+    plateau_losses: L*_0..L*_K of the best k-kink nets (``narrow_optima``, the
+    plateaus of ``experiments.relu_kinks``); transition_times: the escape
+    sequence of ``incremental_escapes`` from their residuals with
+    ln(1/σ) = ln(1/init_scale), with GD rates ln(1 + ηλ)/η when
+    ``learning_rate`` η is given (times then in steps, τ = 1/η); ranks: kinks
+    0..K. Corrections are O(1/ln(1/σ)) relative (module docstring). level =
+    0.75, as ``experiments.relu_kinks`` reads its escapes. The staircase
+    visits every f*_k only when each lobe is populated (module docstring).
+    Args: x, y: (P,) or (P, 1); n_kinks: K ≥ 1; init_scale σ in (0, 1).
+    """
+    from theory.staircase import staircase, time_constant
+
+    tau = time_constant(tau, learning_rate)
+    if not 0.0 < float(init_scale) < 1.0:
+        raise ValueError(f"init_scale must be in (0, 1) (small init), got {init_scale}")
+    losses, residuals = narrow_optima(x, y, n_kinks)
+    esc = incremental_escapes(x, residuals[:-1], log_inv_scale=float(np.log(1.0 / init_scale)),
+                              eta=learning_rate, n_grid=n_grid)
+    # incremental_escapes counts time in units of τ (t = step·η for GD); × τ gives steps for GD
+    return staircase(losses, esc.times * tau, np.arange(losses.size), 0.75)

@@ -150,15 +150,31 @@ def single_neuron_kernel(a, w):
     return (a**2)[..., None, None] * eye + w[..., :, None] * w[..., None, :]
 
 
-def kernel_distance(k0, kt):
-    """S = 1 − ⟨K0, Kt⟩_F / (‖K0‖_F ‖Kt‖_F) over the last two axes (Fort et al. 2020,
+def kernel_distance(k0, kt, *, kernel_axes=None):
+    """S = 1 − ⟨K0, Kt⟩_F / (‖K0‖_F ‖Kt‖_F) over the last ``kernel_axes`` axes (Fort et al. 2020,
     arXiv 2010.15110; used by Kunin et al. 2024, arXiv 2406.06158, Fig. 2).
 
-    0 when the kernel only rescales (lazy), up to 1 for orthogonal kernels; k0, kt broadcast.
+    0 when the kernel only rescales (lazy), up to 1 for orthogonal kernels; k0, kt broadcast
+    over the leading (batch) axes.
+    kernel_axes: 2 for kernel matrices (..., n, n) (or M (..., d, d)); 4 for empirical NTKs
+      (..., n, n, out, out) as ``dynamics.ntk.empirical_ntk`` returns them, compared as a
+      whole (the same S as on ``dynamics.ntk.flatten_kernel``'s (n·out, n·out) matrix).
+      Default None means 2, but two arrays of the same shape (n, n, o, o) — an empirical
+      NTK passed as is, whose per-(out, out)-block distances would come back silently —
+      are refused: say kernel_axes=4 (one NTK) or kernel_axes=2 (a stack of matrices).
     """
     k0, kt = jnp.asarray(k0), jnp.asarray(kt)
-    inner = jnp.sum(k0 * kt, axis=(-2, -1))
-    return 1.0 - inner / (jnp.sqrt(jnp.sum(k0**2, axis=(-2, -1))) * jnp.sqrt(jnp.sum(kt**2, axis=(-2, -1))))
+    if kernel_axes is None:
+        if k0.ndim == 4 and k0.shape == kt.shape and k0.shape[0] == k0.shape[1] and k0.shape[2] == k0.shape[3]:
+            raise ValueError(f"kernels of shape {k0.shape} look like empirical NTKs (n, n, out, out); pass "
+                             "kernel_axes=4 to compare them whole or kernel_axes=2 for a stack of (out, out) matrices")
+        kernel_axes = 2
+    if kernel_axes not in (2, 4) or min(k0.ndim, kt.ndim) < kernel_axes:
+        raise ValueError(f"kernel_axes={kernel_axes!r} is invalid for shapes {k0.shape}, {kt.shape}; "
+                         "allowed: 2 (matrices) or 4 (empirical NTKs), at most the arrays' rank")
+    axes = tuple(range(-kernel_axes, 0))
+    inner = jnp.sum(k0 * kt, axis=axes)
+    return 1.0 - inner / (jnp.sqrt(jnp.sum(k0**2, axis=axes)) * jnp.sqrt(jnp.sum(kt**2, axis=axes)))
 
 
 def balanced_rich_limit_distance(d, cos2):

@@ -231,3 +231,26 @@ def rank_staircase(t, s, *, trace_yy, init_scale, depth, width, tau=1.0):
     loss = 0.5 * jnp.asarray(trace_yy) - jnp.sum(s_j * u - 0.5 * u**2, axis=-1)
     rank = jnp.sum(u > 0.5 * s_j, axis=-1)
     return loss, rank
+
+
+def predict(s, *, init_scale, depth, width, trace_yy=None, tau=None, learning_rate=None):
+    """The staircase of a deep linear net from i.i.d. N(0, init_scale²) init, as a ``Staircase``.
+
+    Setting as ``transition_times``: white inputs, Σyx singular values ``s``,
+    ``depth`` weight layers of hidden ``width``. plateau_losses from
+    ``plateau_losses`` (trace_yy = tr Σyy, default Σ s², a noiseless teacher),
+    transition_times from ``transition_times`` (median over inits, mode half
+    learned, so level = 0.75), ranks 0..n. Modes beyond the width are never
+    learned and have no plateau. Time: ``tau`` (flow) or ``learning_rate`` η
+    (GD, τ = 1/η, times in steps). Any depth ≥ 2 for which ``escape_constant``
+    is available. Host-side (numpy), not for use under jit.
+    """
+    from theory.staircase import staircase, time_constant
+
+    tau = time_constant(tau, learning_rate)
+    s = np.sort(np.asarray(s, dtype=np.float64).ravel())[::-1]
+    trace_yy = float(np.sum(s**2)) if trace_yy is None else float(trace_yy)
+    times = np.asarray(transition_times(s, init_scale=init_scale, depth=depth, width=width, tau=tau))
+    n = int(np.sum(np.isfinite(times)))
+    losses = np.asarray(plateau_losses(s, trace_yy=trace_yy))[: n + 1]
+    return staircase(losses, times[:n], np.arange(n + 1), 0.75)
