@@ -348,6 +348,9 @@ def write_sweep_folder(out_dir: os.PathLike, cells: Cells, outputs: Mapping[str,
                    for i, r in reasons.items()],
         "outputs": {k: list(np.shape(v)[1:]) for k, v in outputs.items()},
         "time_axes": time_axes(outputs),
+        # the record times themselves, where every cell shares them (else see results.npz)
+        "record_times": {k: np.asarray(outputs[tk][0]).tolist() for k, tk in time_axes(outputs).items()
+                         if np.all(np.asarray(outputs[tk]) == np.asarray(outputs[tk])[:1])},
         "max_loss": float(max_loss) if np.isfinite(max_loss) else None,
         "backend": jax.default_backend(), "devices": n_devices or len(jax.devices()),
         "x64": bool(jax.config.jax_enable_x64),

@@ -78,6 +78,7 @@ def test_registered_plugin_lists_runs_verifies_and_plots(plugin_dir, tmp_path, c
     assert cli.main(["run", "tiny-a", "--out", str(out), "--no-progress"]) == 0
     res = experiments.load(out)
     assert res.kind == "run" and res.meta["experiment"] == "tiny-a" and res.config.h == 0.01
+    assert res.meta["git_dirty"] in (True, False, None) and "created" in res.meta  # git status --porcelain
     assert res.rows[0]["passed"] and res.rows[0]["tol_kind"] == "relative"
     (out / "u.png").unlink()
     assert cli.main(["plot", str(out)]) == 0 and (out / "u.png").exists()

@@ -67,6 +67,7 @@ def test_run_sweep_writes_a_loadable_folder(py_sweep):
     np.testing.assert_array_equal(res.failed, [False, False, False, False, True, True])
     # every recorded curve keeps its time axis
     assert res.meta["time_axes"] == {"loss": "t"} and res.outputs["t"].shape == (6, 11)
+    np.testing.assert_allclose(res.meta["record_times"]["loss"], np.linspace(0, 1, 11), rtol=1e-6)
     # provenance like a run's
     for key in ("versions", "git_commit", "git_dirty", "created", "wall_time_s"):
         assert key in res.meta, key
