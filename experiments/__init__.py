@@ -51,8 +51,10 @@ _MODULES = {
 }
 # name -> module path of plug-ins: from entry points (loaded once) and register().
 _PLUGINS: Dict[str, str] = {}
-# plug-in entries that could not be registered at all (bad name, clash): name -> message
+# plug-in entries that could not be registered at all: name -> message (bad name or
+# value), and entry points that tried to take a built-in's name (never listed as names).
 _REJECTED: Dict[str, str] = {}
+_CLASHES: Dict[str, str] = {}
 _entry_points_loaded = False
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -82,6 +84,10 @@ def _load_entry_points() -> None:
         if ep.name in _PLUGINS:
             continue
         where = f"entry point {ep.name!r} = {ep.value!r} in group {ENTRY_POINT_GROUP!r}"
+        if ep.name in _MODULES:
+            _CLASHES[f"{ep.name} (entry point)"] = (f"{where} ignored: {ep.name!r} is a built-in experiment; "
+                                                    "rename the entry point")
+            continue
         if ":" in ep.value:
             _REJECTED[ep.name] = f"{where}: the value must be a module path, not 'module:attribute'"
             continue
@@ -122,6 +128,7 @@ def _module_path(name: str) -> str:
 def _import_experiment(name: str, module_path: str):
     """Import and check a module; one-line ValueError naming it and what is wrong."""
     kind = "experiment" if name in _MODULES else "plug-in experiment"
+    importlib.invalidate_caches()  # a module written after start-up (a notebook, a test) is found
     try:
         module = importlib.import_module(module_path)
     except Exception as err:  # any failure inside the user's module: report, don't crash the CLI
@@ -179,7 +186,7 @@ def names() -> list:
 
 def problems() -> Dict[str, str]:
     """name -> one-line reason, for each plug-in that cannot be used (imports them)."""
-    out = {}
+    out = dict(_CLASHES)
     for name in names():
         try:
             get(name)

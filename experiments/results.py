@@ -121,7 +121,7 @@ def _not_a_folder(path: Path) -> str:
         chunks = len(list(path.glob("chunks/chunk-*.npz"))) + len(list(path.glob("groups/*/chunks/chunk-*.npz")))
         return (f"{str(path)!r} holds an unfinished sweep ({chunks} finished chunk files, no {', '.join(missing)}); "
                 f"finish it by running the same sweep with --resume --out {path} (or run_sweep(..., resume=True))")
-    return (f"{str(path)!r} is not a run or sweep folder: it lacks {' and '.join(missing)} "
+    return (f"{str(path)!r} is not a run folder or a sweep folder: it lacks {' and '.join(missing)} "
             f"(written by `saddle run`, `saddle sweep` or dynamics.sweep.run_sweep(out_dir=...))")
 
 

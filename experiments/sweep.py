@@ -76,7 +76,7 @@ def check_resumable(exp, base, axes, statics, out_dir: Path) -> None:
         if meta.get("experiment") != exp.NAME:
             raise ValueError(f"{where} holds a sweep of {meta.get('experiment')!r}, not {exp.NAME!r}; choose another --out")
         if meta["grid"] != _jsonable(axes) or (meta.get("base_config") and meta["base_config"] != _jsonable(dataclasses.asdict(base))):
-            raise ValueError(f"{where} holds a different sweep (grid or config differ: {meta['grid']}); resume with the "
+            raise ValueError(f"{where} holds a different sweep (a different grid or config: {meta['grid']}); resume with the "
                              f"same --grid/--set/--smoke or choose another --out")
     groups = sorted(p.name for p in (out_dir / "groups").iterdir())
     expected = {f"{g:03d}": dataclasses.replace(base, **static) for g, static in enumerate(statics)}
@@ -84,7 +84,7 @@ def check_resumable(exp, base, axes, statics, out_dir: Path) -> None:
         spec_file = out_dir / "groups" / name / "grid.json"
         if name not in expected or (spec_file.is_file()
                                     and json.loads(spec_file.read_text()).get("extra") != _jsonable(dataclasses.asdict(expected[name]))):
-            raise ValueError(f"{where} holds a different sweep (grid or config differ in group {name}); resume with the "
+            raise ValueError(f"{where} holds a different sweep (a different grid or config in group {name}); resume with the "
                              f"same --grid/--set/--smoke or choose another --out")
 
 
