@@ -89,7 +89,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
                gd_loss=np.asarray(gd.loss))
 
     times = np.linspace(0.0, cfg.horizon, 301)
-    for depth in cfg.flow_depths:
+    for depth in plotting.progress(list(cfg.flow_depths), progress, desc="gradient flow (f64), depth"):
         sizes = (cfg.n_in,) + (cfg.hidden,) * (depth - 1) + (cfg.n_out,)
         p0 = linear.init_aligned(key_init, sizes, u=task.u, v=task.v, u0=cfg.u0)
         flow = dynamics.gradient_flow(loss, p0, data, times=times, observe=observe, rtol=1e-10, atol=1e-12)
