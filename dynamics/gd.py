@@ -166,7 +166,9 @@ def descend(
     if progress:
         record_jit = jax.jit(record)
         outs = []
-        with tqdm(total=int(np.sum(segments)), desc="gradient descent", unit="step") as bar:
+        # leave=None: the finished bar stays when it is the only one, and makes room
+        # when it runs inside an experiment's stage bar.
+        with tqdm(total=int(np.sum(segments)), desc="gradient descent", unit="step", leave=None) as bar:
             for n, k in zip(segments, steps):
                 carry, out = record_jit(carry, jnp.asarray(n), k, data)
                 # Dispatch is asynchronous: without waiting, the loop would queue every

@@ -1,8 +1,10 @@
 """The ``saddle`` command: list, run, verify and plot experiments.
 
-Errors a user can cause (unknown experiment, bad --set, existing --out, a
-missing run folder) print one line ``saddle: error: ...`` and exit with 2;
-set SADDLE_DEBUG=1 to see the traceback instead.
+Errors a user can cause (unknown experiment, bad --set or --grid, an --out that
+exists or cannot be created, a missing run folder, a config too large for the
+machine's memory) print one line ``saddle: error: ...`` and exit with 2, before
+any compute where they can be foreseen; set SADDLE_DEBUG=1 to see the traceback
+instead.
 """
 from __future__ import annotations
 
@@ -286,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="experiment name (see `saddle list`)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config field, e.g. --set u0=1e-4 --set s=3,2,1 (keys: `saddle list -v`)")
-    p.add_argument("--out", help="run folder to create (must not exist or be empty); default runs/NAME-TIMESTAMP")
+    p.add_argument("--out", help="run folder to create (must not exist or be empty); default runs/NAME-TIMESTAMP-SUFFIX, unique")
     p.add_argument("--smoke", action="store_true", help="start from the small smoke config (seconds on a laptop)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_run)
@@ -314,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2,...", help="a swept config field and its values")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a fixed config field")
     p.add_argument("--smoke", action="store_true", help="start from the smoke config")
-    p.add_argument("--out", help="sweep folder (default runs/sweep-NAME-TIMESTAMP)")
-    p.add_argument("--resume", action="store_true", help="continue the sweep in --out, skipping finished chunks")
+    p.add_argument("--out", help="sweep folder (default runs/sweep-NAME-TIMESTAMP-SUFFIX, unique)")
+    p.add_argument("--resume", action="store_true", help="continue the sweep in --out (same experiment, grid and config), skipping finished chunks")
     p.add_argument("--devices", type=int, help="devices to shard cells over (default: all local devices)")
     p.add_argument("--batch-size", type=int, default=64, help="cells per vmapped micro-batch (bounds memory)")
     p.add_argument("--max-loss", type=float, default=1e6, help="a cell whose loss exceeds this is marked failed")

@@ -29,12 +29,15 @@ def legend_sim_theory(ax) -> None:
 
 
 def progress(items, enabled: bool, desc: str):
-    """tqdm over items when enabled (the CLI's progress bars), else the items."""
+    """tqdm over items when enabled (the CLI's progress bars), else the items.
+
+    The stage bar stays on screen when done (with its elapsed time); bars of the
+    simulation inside a stage (GD steps, flow time) show below it while it runs."""
     if not enabled:
         return items
     from tqdm.auto import tqdm
 
-    return tqdm(items, desc=desc, leave=False)
+    return tqdm(items, desc=desc, leave=True)
 
 
 def staircase(ax, t, loss, prediction, *, time_label: str = TIME_LABEL, color: str = "C0", label: str = "simulation"):

@@ -231,14 +231,23 @@ def _cos2(u, v) -> float:
 def _heatmap(ax, fig, values, cfg, arrays, title, log=True):
     from matplotlib.colors import LogNorm
 
+    from matplotlib import patheffects
+
     img = ax.imshow(values, origin="lower", aspect="auto", cmap="magma",
                     norm=LogNorm(vmin=max(values.min(), 1e-12), vmax=values.max()) if log else None)
-    fig.colorbar(img, ax=ax)
-    ax.set_xticks(range(cfg.n_scales), [f"{v:.0e}" for v in arrays["grid_scale"]], rotation=60, fontsize=7)
-    ax.set_yticks(range(cfg.n_deltas), [f"{v:.2g}" for v in arrays["grid_delta"]], fontsize=7)
-    ax.set(xlabel="init scale ‖β0‖ = |a0|·‖w0‖ (target ‖β_T‖ = 1)", ylabel="relative scale δ = a0² − ‖w0‖²", title=title)
+    bar = fig.colorbar(img, ax=ax)
+    bar.ax.tick_params(labelsize=10, colors="black")
+    # Large black ticks and labels (they were 7 pt), and corner names in white with
+    # a black outline, readable on both ends of the colour map.
+    ax.set_xticks(range(cfg.n_scales), [f"{v:.0e}" for v in arrays["grid_scale"]], rotation=60, fontsize=10)
+    ax.set_yticks(range(cfg.n_deltas), [f"{v:.2g}" for v in arrays["grid_delta"]], fontsize=10)
+    ax.tick_params(colors="black", labelcolor="black", length=4, width=1)
+    ax.set_xlabel("init scale ‖β0‖ = |a0|·‖w0‖ (target ‖β_T‖ = 1)", fontsize=11, color="black")
+    ax.set_ylabel("relative scale δ = a0² − ‖w0‖²", fontsize=11, color="black")
+    ax.set_title(title, fontsize=11, color="black")
+    outline = [patheffects.withStroke(linewidth=3, foreground="black")]
     for name, (i, j) in corners(cfg).items():
-        ax.annotate(name, (j, i), color="cyan", fontsize=8, ha="center", va="center", weight="bold")
+        ax.annotate(name, (j, i), color="white", fontsize=11, ha="center", va="center", weight="bold", path_effects=outline)
 
 
 def plot(arrays: dict, cfg: Config) -> dict:

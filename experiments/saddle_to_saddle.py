@@ -145,7 +145,13 @@ def plot(arrays: dict, cfg: Config) -> dict:
             ax_rank.plot(t, rank + 0.03 * (i - len(arrays[f"loss_{depth}"]) / 2), color="C0", lw=1.2, alpha=0.5)
         floor = 1e-4 * trace_yy
         for k, level in enumerate(theory_pl):
-            ax_loss.axhline(max(level, floor), label="plateau theory" if k == 0 else None, **plotting.THEORY)
+            if level > floor:
+                ax_loss.axhline(level, label="plateau theory" if k == 0 else None, **plotting.THEORY)
+            else:  # below the log axis (0 without noise): say so, never draw it at the floor
+                ax_loss.annotate(f"plateau {k} theory: L = 0 ↓" if level <= 1e-9 * trace_yy  # zero up to rounding, as in verify
+                                 else f"plateau {k} theory: L = {level:.2g} (below axis) ↓",
+                                 xy=(0.98, 0.01), xycoords="axes fraction", ha="right", va="bottom", fontsize=8,
+                                 bbox=dict(fc="white", ec="none", alpha=0.85))
         for k, tk in enumerate(theory_t):
             for ax in (ax_loss, ax_rank):
                 ax.axvline(tk, color="C3", ls=":", lw=1.2, label="transition theory" if (k == 0 and ax is ax_loss) else None)

@@ -89,7 +89,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
                gd_loss=np.asarray(gd.loss))
 
     times = np.linspace(0.0, cfg.horizon, 301)
-    for depth in cfg.flow_depths:
+    for depth in plotting.progress(list(cfg.flow_depths), progress, desc="gradient flow (f64), depth"):
         sizes = (cfg.n_in,) + (cfg.hidden,) * (depth - 1) + (cfg.n_out,)
         p0 = linear.init_aligned(key_init, sizes, u=task.u, v=task.v, u0=cfg.u0)
         flow = dynamics.gradient_flow(loss, p0, data, times=times, observe=observe, rtol=1e-10, atol=1e-12)
@@ -143,18 +143,24 @@ def plot(arrays: dict, cfg: Config) -> dict:
     th = _theory(arrays, arrays["gd_t"], 2)
     for a in range(len(s)):
         ax_gd.plot(arrays["gd_t"], arrays["gd_modes"][:, a], color=cs[a], label=f"s={s[a]:g}", **plotting.SIM)
-        ax_gd.plot(arrays["gd_t"], th[:, a], **plotting.THEORY)
+        ax_gd.plot(arrays["gd_t"], th[:, a], zorder=3, **plotting.THEORY)
     ax_gd.set(title=f"two layers, GD (η={cfg.learning_rate:g})", xlabel=plotting.TIME_LABEL, ylabel="mode strength u_α")
     ax_gd.legend(fontsize=8, frameon=False)
     deep = [d for d in cfg.flow_depths if d > 2] or [2]
     t = arrays["flow_t"]
+    # Depths differ by marker (colour = mode, as in the other panels); every
+    # theory curve is drawn above every simulation so the dashes stay visible.
+    markers = ["o", "s", "^", "D", "v", "P"]
     for j, depth in enumerate(deep):
-        th = _theory(arrays, t, depth)
-        sim_style = dict(plotting.SIM, lw=2.0 + 2.0 * j)
+        sim_style = dict(plotting.SIM, marker=markers[j % len(markers)], markersize=4.5, markevery=(3 * j, 20),
+                         markerfacecolor="none", gid=f"sim-depth-{depth}")
         for a in range(len(s)):
             ax_deep.plot(t, arrays[f"flow{depth}_modes"][:, a], color=cs[a], **sim_style)
-            ax_deep.plot(t, th[:, a], **plotting.THEORY)
-        ax_deep.plot([], [], color="0.4", label=f"depth {depth}", **sim_style)
+        ax_deep.plot([], [], color="0.4", label=f"depth {depth}", **dict(sim_style, markevery=None))
+    for depth in deep:
+        th = _theory(arrays, t, depth)
+        for a in range(len(s)):
+            ax_deep.plot(t, th[:, a], zorder=3, **plotting.THEORY)
     ax_deep.set(title=f"gradient flow, depth {', '.join(map(str, deep))}", xlabel="time t/τ", ylabel="mode strength u_α")
     ax_deep.plot([], [], label="theory (exact)", **plotting.THEORY)
     ax_deep.legend(fontsize=8, frameon=False)

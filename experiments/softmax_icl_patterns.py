@@ -126,7 +126,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
         params = sa.init(k_init, dim=cfg.d, n_heads=h, scale=cfg.init_scale, dtype=jnp.float32)
         opt = optax.adam(optax.cosine_decay_schedule(cfg.learning_rate, cfg.steps, alpha=0.01))
         traj = dynamics.descend(loss_fn, params, opt, pool, record_steps=steps, batch_size=cfg.batch,
-                                key=jax.random.fold_in(key_sgd, h), observe=sa.pattern_scores)
+                                key=jax.random.fold_in(key_sgd, h), observe=sa.pattern_scores, progress=progress)
         test = np.zeros(len(lengths))
         for j, (n, k) in enumerate(zip(lengths, test_keys)):  # the same test sets as the references
             chunks = _chunks(cfg.n_test)

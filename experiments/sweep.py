@@ -54,6 +54,14 @@ def _jsonable(value):
     return json.loads(json.dumps(value, default=str))
 
 
+def _read_json(path: Path):
+    """The parsed file, or None if it cannot be read or parsed (then it is not ours to resume)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def check_resumable(exp, base, axes, statics, out_dir: Path) -> None:
     """Refuse ``--resume`` (before any work) unless ``out_dir`` holds a sweep of
     this experiment over this grid: a run folder, a sweep of another experiment
@@ -66,25 +74,22 @@ def check_resumable(exp, base, axes, statics, out_dir: Path) -> None:
         raise FileNotFoundError(f"{where} holds no sweep to resume (no groups/ folder); drop --resume to start one")
     meta_file = out_dir / "meta.json"
     if meta_file.is_file():
-        try:
-            meta = json.loads(meta_file.read_text())
-        except (OSError, ValueError):
-            meta = None
+        meta = _read_json(meta_file)
         if not isinstance(meta, dict) or "grid" not in meta:
-            raise FileExistsError(f"{where} is a run folder, not a sweep; --resume continues only a sweep of the same "
-                                  f"experiment and grid: choose another --out")
+            raise FileExistsError(f"{where} has a meta.json that is not a sweep's (a run folder, or damaged); --resume "
+                                  f"continues only a sweep of the same experiment and grid: choose another --out")
         if meta.get("experiment") != exp.NAME:
             raise ValueError(f"{where} holds a sweep of {meta.get('experiment')!r}, not {exp.NAME!r}; choose another --out")
         if meta["grid"] != _jsonable(axes) or (meta.get("base_config") and meta["base_config"] != _jsonable(dataclasses.asdict(base))):
-            raise ValueError(f"{where} holds a different sweep (a different grid or config: {meta['grid']}); resume with the "
-                             f"same --grid/--set/--smoke or choose another --out")
+            raise ValueError(f"{where} holds a different sweep (grid {meta['grid']} or its config differ); resume with "
+                             f"the same --grid/--set/--smoke or choose another --out")
     groups = sorted(p.name for p in (out_dir / "groups").iterdir())
     expected = {f"{g:03d}": dataclasses.replace(base, **static) for g, static in enumerate(statics)}
     for name in groups:
         spec_file = out_dir / "groups" / name / "grid.json"
-        if name not in expected or (spec_file.is_file()
-                                    and json.loads(spec_file.read_text()).get("extra") != _jsonable(dataclasses.asdict(expected[name]))):
-            raise ValueError(f"{where} holds a different sweep (a different grid or config in group {name}); resume with the "
+        spec = _read_json(spec_file) if spec_file.is_file() else {"extra": _jsonable(dataclasses.asdict(expected.get(name, base)))}
+        if name not in expected or not isinstance(spec, dict) or spec.get("extra") != _jsonable(dataclasses.asdict(expected[name])):
+            raise ValueError(f"{where} holds a different sweep (the config of group {name} differs); resume with the "
                              f"same --grid/--set/--smoke or choose another --out")
 
 

@@ -61,8 +61,8 @@ def _fake_sweep(folder: Path, experiment="saxe-modes", grid=None) -> Path:
 @pytest.mark.parametrize("make, needles", [
     (lambda p: _fake_run(p), ["run folder", "not a sweep"]),
     (lambda p: _fake_sweep(p, experiment="lambda-balanced"), ["lambda-balanced", "saxe-modes"]),
-    (lambda p: _fake_sweep(p, grid={"seed": [0, 1, 2]}), ["different grid"]),
-    (lambda p: _fake_sweep(p, grid={"u0": [1e-3, 1e-2]}), ["different grid"]),
+    (lambda p: _fake_sweep(p, grid={"seed": [0, 1, 2]}), ["different sweep"]),
+    (lambda p: _fake_sweep(p, grid={"u0": [1e-3, 1e-2]}), ["different sweep"]),
     (lambda p: (p.mkdir(), (p / "precious.txt").write_text("keep me")), ["no sweep to resume"]),
     (lambda p: p.mkdir(), ["no sweep to resume"]),
     (lambda p: p.write_text("a file"), ["no sweep to resume"]),

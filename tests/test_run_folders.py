@@ -72,6 +72,23 @@ def test_cli_default_run_folder_is_unique(tmp_path, monkeypatch, capsys, argv, p
     assert re.fullmatch(prefix + r"-\d{8}-\d{6}-[0-9a-f]{6}", seen[0].name), seen[0].name
 
 
+def test_cli_default_sweep_folder_is_unique(tmp_path, monkeypatch):
+    from experiments import cli
+    from experiments import sweep as sweeps
+
+    seen = []
+
+    def refuse(exp, base, axes, out, **kwargs):
+        seen.append(Path(out))
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(sweeps, "run", refuse)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sweep", "saxe-modes", "--smoke", "--grid", "seed=0,1", "--no-progress"]) == 2
+    assert seen and seen[0].parent == Path("runs")
+    assert re.fullmatch(r"sweep-saxe-modes-\d{8}-\d{6}-[0-9a-f]{6}", seen[0].name), seen[0].name
+
+
 @pytest.mark.parametrize("intruder", ["folder", "file"])
 def test_a_target_that_appears_meanwhile_does_not_lose_the_run(tmp_path, capsys, intruder):
     target = tmp_path / "runs" / "tiny-1"
@@ -177,10 +194,10 @@ def test_gd_bar_counts_steps_that_have_run(monkeypatch):
     dynamics.descend(loss, jnp.zeros(2), optax.sgd(0.1), jnp.ones(2), record_steps=np.arange(0, 41, 2),
                      observe=observe, progress=True)
     (bar,) = _RecordingBar.instances
-    assert bar.total == 40 and bar.leave is not False
-    assert sum(n for n, _ in bar.updates) == 40
+    assert bar.total == 40 and sum(n for n, _ in bar.updates) == 40
     for i, (_, ran) in enumerate(bar.updates):
         assert ran >= i + 1, bar.updates  # segment i had run when the bar counted it
+    assert bar.leave is not False  # the finished bar stays on screen (unless nested in a stage bar)
 
 
 def test_saxe_modes_run_shows_a_finished_gd_bar(tmp_path, capsys):
