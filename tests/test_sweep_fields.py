@@ -16,6 +16,13 @@ from experiments import sweep
 
 # Smaller than smoke() where a cell would take more than a few seconds.
 SMALL = {
+    "activation-geometry": dict(n_steps=2000, n_points=10, hidden=32),
+    "conv-kernels": dict(n_1d=4, channels=2, kernels_1d=2, s=(4.0, 2.0), n_points=50),
+    "lambda-balanced": dict(n_times=20),
+    "rich-lazy": dict(n_times=20),
+    "saddle-to-saddle": dict(n_points=60),
+    "relu-plateau-grid": dict(n_kinks=(1,), n_steps=(3000,), n_points=60, hidden=16, n_angles=2001),
+    "semantic-hierarchy": dict(n_features=100, horizon=2.0),
 }
 
 
@@ -63,3 +70,12 @@ def test_one_axis_sweep_of_every_field(name, field, tmp_path):
     assert not failed.any(), {k: v for k, v in outputs.items()}
     assert exp.module.SWEEP_METRIC in outputs and "loss" in outputs
     assert any(not np.array_equal(v[0], v[1]) for v in outputs.values()), "the swept field changed nothing"
+
+
+def test_an_unsweepable_experiment_is_refused_in_one_line_with_its_reason(capsys, tmp_path):
+    from experiments import cli
+
+    code = cli.main(["sweep", "relu-kinks", "--grid", "seed=0,1", "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "cannot be swept: " in err and "narrow-net" in err
+    assert not (tmp_path / "s").exists()
