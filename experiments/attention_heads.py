@@ -132,3 +132,8 @@ def plot(arrays: dict, cfg: Config) -> dict:
         ax_h.legend(fontsize=7, frameon=False, ncol=2, title="dotted: predicted switch-on", title_fontsize=7)
     fig.tight_layout()
     return {"attention_heads": fig}
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep` refuses this experiment with this reason (issue 16, item 5).
+SWEEP_UNSUPPORTED = ("its run length comes from predicted_escapes, which reads the concrete init in NumPy (theory.attention_icl.separate_kq_head_escapes); vary fields with `saddle run --set`")

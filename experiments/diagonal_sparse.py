@@ -328,3 +328,8 @@ def plot(arrays: dict, cfg: Config) -> dict:
         ax.minorticks_off()
     fig2.tight_layout()
     return {"saddles": fig, "contrast": fig2}
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep` refuses this experiment with this reason (issue 16, item 5).
+SWEEP_UNSUPPORTED = ("no sweep cell yet: its time grid and the saddles it is compared with come from the number of jumps of Pesme & Flammarion's Algorithm 1, read as a Python int from the concrete path (simulate); vary fields with `saddle run --set`")

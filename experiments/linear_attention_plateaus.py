@@ -219,3 +219,8 @@ def plot(arrays: dict, cfg: Config) -> dict:
     ax_r.legend(fontsize=8, frameon=False, loc="upper right", bbox_to_anchor=(1.0, 0.93))
     fig.tight_layout()
     return {"linear_attention_plateaus": fig}
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep` refuses this experiment with this reason (issue 16, item 5).
+SWEEP_UNSUPPORTED = ("its run length comes from predicted_escapes, which reads the concrete init in NumPy (theory.attention_icl.separate_kq_head_escapes); vary fields with `saddle run --set`")
