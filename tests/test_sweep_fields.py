@@ -18,6 +18,7 @@ from experiments import sweep
 SMALL = {
     "activation-geometry": dict(n_steps=2000, n_points=10, hidden=32),
     "conv-kernels": dict(n_1d=4, channels=2, kernels_1d=2, s=(4.0, 2.0), n_points=50),
+    "diagonal-sparse": dict(alphas=(1e-3, 1e-5), n_record=200, rtol=1e-6),
     "lambda-balanced": dict(n_times=20),
     "rich-lazy": dict(n_times=20),
     "saddle-to-saddle": dict(n_points=60),
