@@ -17,22 +17,29 @@ from experiments import sweep
 # Smaller than smoke() where a cell would take more than a few seconds.
 SMALL = {
     "activation-geometry": dict(n_steps=2000, n_points=10, hidden=32),
+    "attention-heads": dict(n_heads=3, n_points=60),
     "conv-kernels": dict(n_1d=4, channels=2, kernels_1d=2, s=(4.0, 2.0), n_points=50),
     "diagonal-sparse": dict(alphas=(1e-3, 1e-5), n_record=200, rtol=1e-6),
+    "linear-attention-plateaus": dict(n_heads=3, n_points=60),
     "lambda-balanced": dict(n_times=20),
     "rich-lazy": dict(n_times=20),
     "saddle-to-saddle": dict(n_points=60),
-    "relu-plateau-grid": dict(n_kinks=(1,), n_steps=(3000,), n_points=60, hidden=16, n_angles=2001),
+    "relu-plateau-grid": dict(n_kinks=(2,), n_steps=(3000,), n_points=60, hidden=16, n_angles=2001),  # K ≥ 2: ratio matters
     "semantic-hierarchy": dict(n_features=100, horizon=2.0),
 }
 
 
 def _cases():
+    """Every (experiment, sweep field). One field per experiment runs by default (its
+    learning rate if it has one, else its first non-seed field: a one-axis grid on
+    such a field is what used to fail); the rest are marked slow (~5-20 s each)."""
     out = []
     for name in experiments.names():
-        module = experiments.get(name).module
-        for f in getattr(module, "SWEEP_FIELDS", ()):
-            out.append(pytest.param(name, f, id=f"{name}-{f}"))
+        fields = getattr(experiments.get(name).module, "SWEEP_FIELDS", ())
+        default = "learning_rate" if "learning_rate" in fields else next((f for f in fields if f != "seed"), "seed")
+        for f in fields:
+            marks = () if f == default else (pytest.mark.slow,)
+            out.append(pytest.param(name, f, id=f"{name}-{f}", marks=marks))
     return out
 
 
