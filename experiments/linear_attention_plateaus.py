@@ -221,6 +221,21 @@ def plot(arrays: dict, cfg: Config) -> dict:
     return {"linear_attention_plateaus": fig}
 
 
+
 # ------------------------------------------------------------------ sweeps
-# `saddle sweep` refuses this experiment with this reason (issue 16, item 5).
-SWEEP_UNSUPPORTED = ("its run length comes from predicted_escapes, which reads the concrete init in NumPy (theory.attention_icl.separate_kq_head_escapes); vary fields with `saddle run --set`")
+# `saddle sweep linear-attention-plateaus --grid init_scale=3e-4,1e-3,3e-3 --grid seed=0,1`:
+# every cell is one rank-1 separate-KQ flow; these fields may be traced.
+SWEEP_FIELDS = ("init_scale", "seed")
+SWEEP_METRIC = "final_loss"
+
+
+def cell(cfg: Config, values: dict) -> dict:
+    """The rank-1 separate-KQ run of one init with (init_scale, seed) possibly
+    traced, to ``horizon_escapes`` × the last predicted drop: the same cell as
+    attention-heads' (``experiments.attention_heads.cell``: loss, final loss,
+    heads on at the end), with this config's heads and context length."""
+    import types
+
+    from experiments import attention_heads
+
+    return attention_heads.cell(types.SimpleNamespace(**dataclasses.asdict(cfg), n_seeds=1), values)
