@@ -132,3 +132,47 @@ def plot(arrays: dict, cfg: Config) -> dict:
         ax_h.legend(fontsize=7, frameon=False, ncol=2, title="dotted: predicted switch-on", title_fontsize=7)
     fig.tight_layout()
     return {"attention_heads": fig}
+
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep attention-heads --grid init_scale=1e-3,3e-3,1e-2 --grid seed=0,1,2`:
+# every cell is one init's flow; these fields may be traced.
+SWEEP_FIELDS = ("init_scale", "seed")
+SWEEP_METRIC = "final_loss"
+
+
+def cell(cfg: Config, values: dict) -> dict:
+    """One init (the first of ``simulate``'s seeds for this seed) at a traced init
+    scale a, by f64-style gradient flow on the exact population loss to
+    ``horizon_escapes`` × the last predicted escape. The escape prediction
+    (theory.attention_heads, an event-driven ODE solve in NumPy) is made once for
+    the config's own init and carried to a by its leading order ∝ 1/a (arXiv
+    2501.16265). Returns the loss (paper-normalised), the final loss and the
+    number of heads on at the end (|Γ_h| above half the smallest learned value)."""
+    import jax.numpy as jnp
+
+    from dynamics import gradient_flow
+    from tasks import icl
+
+    ratios = np.asarray(cfg.lam_ratios, dtype=float)
+    lam, n, a = ratios / ratios.sum(), cfg.n_context, values["init_scale"]
+    with jax.ensure_compile_time_eval():  # the config's own init is concrete: evaluate it while tracing
+        ref = att.init_separate(jax.random.split(jax.random.key(cfg.seed), cfg.n_seeds)[0], dim=lam.size,
+                                n_heads=cfg.n_heads, rank=1, scale=cfg.init_scale)
+        t_ref = cfg.horizon_escapes * float(predicted_escapes(lam, ref, n).times[-1]) * cfg.init_scale
+    t_end = t_ref / a
+    times = jnp.concatenate([jnp.zeros(1), jnp.geomspace(1e-3 * t_end, t_end, cfg.n_points)])
+    key = jax.random.split(jax.random.key(values["seed"]), cfg.n_seeds)[0]
+    params = att.init_separate(key, dim=lam.size, n_heads=cfg.n_heads, rank=1, scale=a)
+    d = lam.size
+
+    def head(p):  # |Γ_h| = |v_h k_hᵀ q_h|, (H,)
+        kq = att.kq_matrices(p)[:, :d, :d] * p["v"][:, d, d, None, None]
+        return jnp.sqrt(jnp.sum(kq**2, axis=(1, 2)))
+
+    rtol = cfg.rtol if jax.config.jax_enable_x64 else max(cfg.rtol, 1e-6)
+    traj = gradient_flow(att.population_loss, params, icl.population_moments(lam, n_context=n), times=times,
+                         observe=head, rtol=rtol, atol=1e-3 * a**3)
+    loss = 2.0 * traj.loss  # paper normalisation, as separate_flow
+    return {"loss": loss, "final_loss": loss[-1], "heads_on": jnp.sum(traj.stats[-1] >= _on_threshold(lam, n))}

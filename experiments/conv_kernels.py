@@ -199,3 +199,34 @@ def plot(arrays: dict, cfg: Config) -> dict:
         ax_k.legend(fontsize=7, frameon=False, loc="upper left")
     fig.tight_layout()
     return {"conv_kernels": fig}
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep conv-kernels --grid init_scale=1e-6,1e-5,1e-4 --grid seed=0,1,2`: every
+# cell is one 1-D conv net flow; these fields may be traced.
+SWEEP_FIELDS = ("init_scale", "seed")
+SWEEP_METRIC = "final_loss"
+
+
+def cell(cfg: Config, values: dict) -> dict:
+    """One 1-D conv net (``kernels_1d`` kernels) from one init, with (init_scale,
+    seed) possibly traced, by gradient flow to ``horizon_escapes`` × the last
+    leading-order escape time ln(s_α/(Nσ²))/(2Ns_α) (theory.conv.escape_time_scale,
+    here traced): the loss on that grid, the final loss, and the kernels in use at
+    the end (transfer singular values above min(s)/2)."""
+    import jax.numpy as jnp
+
+    key_task, key_init = jax.random.split(jax.random.key(values["seed"]))
+    (_, spatial, kernels), sigma = _cases(cfg)[0], values["init_scale"]
+    n_pos = int(np.prod(spatial))
+    task = conv_teacher.flat_teacher(key_task, spatial=spatial, in_channels=cfg.channels, out_channels=cfg.channels, s=cfg.s)
+    s = jnp.asarray(cfg.s)
+    escape = jnp.log(s / (n_pos * sigma**2)) / (2 * n_pos * s)
+    times = jnp.concatenate([jnp.zeros(1), jnp.geomspace(0.05 * escape[0], cfg.horizon_escapes * escape[-1], cfg.n_points)])
+    params = conv.init(key_init, spatial=spatial, in_channels=cfg.channels, out_channels=cfg.channels, kernels=kernels, scale=1.0)
+    params = jax.tree_util.tree_map(lambda v: sigma * v, params)  # every entry is N(0, σ²): linear in σ
+    traj = dynamics.gradient_flow(lambda p, _: conv.population_loss(p, task.beta_star), params, None, times=times,
+                                  rtol=1e-6, atol=1e-6 * sigma**2)
+    svals = conv.transfer_singular_values(conv.end_to_end(traj.params, spatial)).reshape(n_pos, -1)
+    return {"loss": traj.loss, "final_loss": traj.loss[-1],
+            "kernels_in_use": jnp.max(jnp.sum(svals > 0.5 * min(cfg.s), axis=-1))}

@@ -113,3 +113,43 @@ def plot(arrays: dict, cfg: Config) -> dict:
     ax_loss.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return {"lambda_balanced": fig}
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep lambda-balanced --grid scale=0.01,0.1,0.5 --grid seed=0,1,2`: every
+# cell is one flow per λ in ``lams``; these fields may be traced.
+SWEEP_FIELDS = ("scale", "seed")
+SWEEP_METRIC = "qqt_rel_err"
+
+
+def cell(cfg: Config, values: dict) -> dict:
+    """One gradient flow per λ in ``lams`` with (scale, seed) possibly traced:
+    loss curves (λ, T) and the worst |QQᵀ_flow − QQᵀ_exact| over times and λ,
+    relative to max |QQᵀ_exact| (the Riccati solution, arXiv 2409.14623 Eq. 3)."""
+    key_task, key_init = jax.random.split(jax.random.key(values["seed"]))
+    sizes = (cfg.n_in, cfg.hidden, cfg.n_out)
+    task = tasks.teacher(key_task, n_in=cfg.n_in, n_out=cfg.n_out, s=cfg.s)
+    times = dynamics.log_times(cfg.horizon, cfg.n_times, t_min=cfg.horizon * 1e-3)
+    eye = jnp.eye(cfg.n_in)
+    rtol = 1e-12 if jax.config.jax_enable_x64 else 1e-6  # float32 sweeps cannot resolve 1e-12
+
+    def loss(params, stats):
+        return dynamics.linear_loss_from_stats(linear.end_to_end(params), eye, *stats)
+
+    inits = []
+    for lam in cfg.lams:
+        # W1 ∝ a(σ, λ), W2 ∝ b(σ, λ) at fixed directions, so a σ = 1 draw rescaled per layer
+        # is the λ-balanced init at a traced scale σ.
+        unit = linear.init_lambda_balanced(key_init, sizes, lam=lam, scale=1.0)
+        (a1, b1), (a, b) = linear.lambda_balanced_singular_values(1.0, lam), linear.lambda_balanced_singular_values(values["scale"], lam)
+        inits.append([unit[0] * (a / a1), unit[1] * (b / b1)])
+    stacked = jax.tree_util.tree_map(lambda *v: jnp.stack(v), *inits)
+
+    def one(p0, lam):  # one flow per λ, vmapped: one solver to compile
+        flow = dynamics.gradient_flow(loss, p0, (task.sigma_yx, task.trace_yy), times=times, observe=_qqt,
+                                      rtol=rtol, atol=rtol * 1e-2)
+        exact = balanced.qqt(times, sigma_yx=task.sigma_yx, q0=jnp.concatenate([p0[0].T, p0[1]]), lam=lam)
+        return flow.loss, jnp.max(jnp.abs(flow.stats - exact)) / jnp.max(jnp.abs(exact))
+
+    losses, errs = jax.vmap(one)(stacked, jnp.asarray(cfg.lams))
+    return {"loss": losses, "final_loss": losses[:, -1], "qqt_rel_err": jnp.max(errs)}

@@ -219,3 +219,23 @@ def plot(arrays: dict, cfg: Config) -> dict:
     ax_r.legend(fontsize=8, frameon=False, loc="upper right", bbox_to_anchor=(1.0, 0.93))
     fig.tight_layout()
     return {"linear_attention_plateaus": fig}
+
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep linear-attention-plateaus --grid init_scale=3e-4,1e-3,3e-3 --grid seed=0,1`:
+# every cell is one rank-1 separate-KQ flow; these fields may be traced.
+SWEEP_FIELDS = ("init_scale", "seed")
+SWEEP_METRIC = "final_loss"
+
+
+def cell(cfg: Config, values: dict) -> dict:
+    """The rank-1 separate-KQ run of one init with (init_scale, seed) possibly
+    traced, to ``horizon_escapes`` × the last predicted drop: the same cell as
+    attention-heads' (``experiments.attention_heads.cell``: loss, final loss,
+    heads on at the end), with this config's heads and context length."""
+    import types
+
+    from experiments import attention_heads
+
+    return attention_heads.cell(types.SimpleNamespace(**dataclasses.asdict(cfg), n_seeds=1), values)

@@ -184,3 +184,8 @@ def _plot(arrays: dict, cfg: Config) -> dict:
     ax_loss.legend(fontsize=6, frameon=False, loc="lower left")
     fig.tight_layout()
     return {"relu_escape_grid": fig}
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep` refuses this experiment with this reason (issue 16, item 5).
+SWEEP_UNSUPPORTED = ("it is already a vmapped seeds × σ grid in one program, and its run length comes from narrow-net optima (Adam, best init picked in NumPy) and theory.relu on concrete arrays; vary fields with `saddle run --set`")

@@ -336,3 +336,8 @@ def plot(arrays: dict, cfg: Config) -> dict:
         fig.tight_layout()
         figs[f"relu_kinks_K{K}"] = fig
     return figs
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep` refuses this experiment with this reason (issue 16, item 5).
+SWEEP_UNSUPPORTED = ("its run length and every prediction come from narrow-net optima (Adam over narrow_inits inits per width, the best picked in NumPy) and theory.relu's escape times, both computed on concrete arrays outside a trace; sweep init scales and seeds with relu-plateau-grid, or vary fields with `saddle run --set`")

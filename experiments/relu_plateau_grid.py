@@ -274,3 +274,45 @@ def _plot(arrays: dict, cfg: Config) -> dict:
     ax_loss.legend(fontsize=7, frameon=False, loc="lower left")
     fig.tight_layout()
     return {"relu_plateau_grid": fig}
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep relu-plateau-grid --grid slope=2,4,8 --grid seed=0,1,2`: every cell
+# trains the first target's nets at every σ in ``init_scales``; these fields may be traced.
+SWEEP_FIELDS = ("slope", "ratio", "learning_rate", "seed")
+SWEEP_METRIC = "slope_rel_err"
+
+
+def cell(cfg: Config, values: dict) -> dict:
+    """One seed of the first target (K = n_kinks[0], n_steps[0] GD steps) at every σ
+    of ``init_scales``, with (slope, ratio, learning_rate, seed) possibly traced:
+    loss curves (σ, T); the escape time t₁ from the init plateau, the first time
+    the loss falls below INIT_PLATEAU_FRACTION·L₀ (σ,); the slope of t₁ against
+    ln(1/σ) between the smallest σ and the largest σ ≤ fit_max_scale and its
+    relative error against 1/λ_η, λ the growth rate at zero init (as ``verify``;
+    the σ-independent part of t₁ drops out of the slope)."""
+    from experiments.saxe_modes import crossing_time
+
+    eta, K = values["learning_rate"], cfg.n_kinks[0]
+    x = jnp.linspace(*X_RANGE, cfg.n_data)[:, None]
+    y = convex_target(x, K, values["slope"], values["ratio"])
+    theta = jnp.linspace(0.0, 2 * jnp.pi, cfg.n_angles, endpoint=False)
+    g = jnp.mean(y[None, :, 0] * jax.nn.relu(jnp.cos(theta)[:, None] * x[None, :, 0] + jnp.sin(theta)[:, None]), axis=1)
+    lam = jnp.maximum(jnp.max(g), -jnp.min(g))  # growth_rate, traced
+    lam_eta = jnp.log1p(eta * lam) / eta  # theory.relu.gd_rate
+    steps = dynamics.log_steps(cfg.n_steps[0], cfg.n_points)
+    p1 = relu.init(jax.random.key(values["seed"]), n_in=1, hidden=cfg.hidden, n_out=1, scale=1.0, scheme="balanced")
+
+    def run(scale):  # as seed_scale_losses, for one seed: the balanced init is 1-homogeneous in σ
+        p0 = jax.tree_util.tree_map(lambda v: scale * v, p1)
+        return dynamics.descend(dynamics.model_loss(relu.apply), p0, optax.sgd(eta), (x, y), record_steps=steps).loss
+
+    losses = jax.vmap(run)(jnp.asarray(cfg.init_scales))
+    t = steps * eta
+    loss0 = 0.5 * jnp.mean(y**2)
+    escape = jax.vmap(lambda l: crossing_time(t, -l, -INIT_PLATEAU_FRACTION * loss0))(losses)
+    scales = np.asarray(cfg.init_scales)
+    j = max(int(np.flatnonzero(scales <= cfg.fit_max_scale)[-1]), 1) if np.any(scales <= cfg.fit_max_scale) else 1
+    slope = (escape[0] - escape[j]) / np.log(scales[j] / scales[0])
+    return {"loss": losses, "escape": escape, "escape_slope": slope,
+            "slope_rel_err": jnp.abs(slope * lam_eta - 1.0)}

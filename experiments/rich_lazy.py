@@ -295,3 +295,35 @@ def plot(arrays: dict, cfg: Config) -> dict:
     fig.tight_layout()
     figs["rich_lazy_cells"] = fig
     return figs
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep rich-lazy --grid white_beta0=0.01,0.05,0.2 --grid seed=0,1,2`: every
+# cell is the white-input part (one flow per δ in white_deltas); these fields may be traced.
+SWEEP_FIELDS = ("white_beta0", "seed")
+SWEEP_METRIC = "white_err"
+
+
+def cell(cfg: Config, values: dict) -> dict:
+    """The white-input part with (white_beta0, seed) possibly traced, one flow per
+    δ in ``white_deltas``: loss curves (δ, T), the worst |β(t) − β_exact(t)| over
+    times and δ (the exact single-neuron solution, arXiv 2406.06158), and the
+    final kernel distance S per δ (the phase diagram is itself a grid: run it
+    with ``saddle run``)."""
+    k_white, _ = jax.random.split(jax.random.key(values["seed"]))
+    x, y, beta_star, direction = _white(dataclasses.replace(cfg, white_beta0=1.0), k_white)
+    beta0 = values["white_beta0"] * direction  # _white scales a unit direction by white_beta0
+    times = _times(cfg.white_horizon, cfg.n_times)
+    a0, w0 = jax.vmap(single_neuron_init, in_axes=(None, 0))(beta0, jnp.asarray(cfg.white_deltas))
+    rtol = 1e-10 if jax.config.jax_enable_x64 else 1e-6  # as _flow; float32 sweeps cannot resolve 1e-10
+
+    def flow(a0, w0):
+        traj = dynamics.gradient_flow(dynamics.model_loss(linear.apply), _params(a0, w0), (x, y), times=times,
+                                      rtol=rtol, atol=rtol * 1e-2, observe=lambda p: {"a": p[1][0, 0], "w": p[0][0]})
+        return traj.loss, traj.stats["a"], traj.stats["w"]
+
+    loss, a, w = jax.vmap(flow)(a0, w0)
+    sol = jax.vmap(lambda a0, w0: single_neuron_solution(times, a0=a0, w0=w0, beta_star=beta_star))(a0, w0)
+    err = jnp.max(jnp.abs(a[..., None] * w - sol.a[..., None] * sol.w))
+    m = single_neuron_kernel(a, w)
+    return {"loss": loss, "white_err": err, "final_S": kernel_distance(m[:, :1], m)[:, -1]}

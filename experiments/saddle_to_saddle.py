@@ -164,3 +164,36 @@ def plot(arrays: dict, cfg: Config) -> dict:
         ax_rank.legend(fontsize=7, frameon=False, loc="upper left")
     fig.tight_layout()
     return {"saddle_to_saddle": fig}
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep saddle-to-saddle --grid seed=0,...,63`: every cell is one init of the
+# first depth. Its width, σ and depth are per-depth tuples (one run each), so
+# only the seed is traced; sweep the others with `saddle run --set`.
+SWEEP_FIELDS = ("seed",)
+SWEEP_METRIC = "half_time_rel_err"
+
+
+def cell(cfg: Config, values: dict) -> dict:
+    """One random init of the first depth (depths[0], hidden[0], init_scales[0])
+    with the seed traced, by gradient flow on the recording grid of ``simulate``:
+    the loss, each mode's half-learning time (mode strength reaches s_α/2), and
+    its worst relative error against ``transition_times`` (a median over inits:
+    one seed's error includes the init-to-init spread, ~20% at width 8)."""
+    from experiments.saxe_modes import crossing_time
+
+    key_task, key_init = jax.random.split(jax.random.key(values["seed"]))
+    depth, width, sigma = cfg.depths[0], cfg.hidden[0], cfg.init_scales[0]
+    task = tasks.teacher(key_task, n_in=cfg.n_io, n_out=cfg.n_io, s=cfg.s)
+    sizes = (cfg.n_io,) + (width,) * (depth - 1) + (cfg.n_io,)
+    with jax.ensure_compile_time_eval():  # static config: the theory runs on concrete values while tracing
+        predicted = np.asarray(transition_times(cfg.s, init_scale=sigma, depth=depth, width=width))
+    times = np.concatenate([[0.0], np.geomspace(0.02 * predicted[0], cfg.horizon_escapes * predicted[-1], cfg.n_points)])
+
+    def loss(params, _):
+        return dynamics.linear_loss_from_stats(linear.end_to_end(params), task.sigma_xx, task.sigma_yx, task.trace_yy)
+
+    traj = dynamics.gradient_flow(loss, linear.init_gaussian(key_init, sizes, std=sigma), None, times=times,
+                                  observe=lambda p: linear.mode_strengths(p, task.u, task.v), rtol=1e-6, atol=1e-6 * sigma**2)
+    half = jax.vmap(crossing_time, in_axes=(None, 1, 0))(jnp.asarray(times), traj.stats, task.s / 2)
+    return {"loss": traj.loss, "half_time": half, "half_time_rel_err": jnp.max(jnp.abs(half / predicted - 1.0))}

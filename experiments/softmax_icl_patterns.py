@@ -272,3 +272,8 @@ def plot(arrays: dict, cfg: Config) -> dict:
     fig.tight_layout()
     figs["length_generalisation"] = fig
     return figs
+
+
+# ------------------------------------------------------------------ sweeps
+# `saddle sweep` refuses this experiment with this reason (issue 16, item 5).
+SWEEP_UNSUPPORTED = ("one run samples a pool of `pool` sequences and computes its debiased-GD and Bayes references in NumPy chunks, and a cell would hold the pool per cell (≈ 260 MB in float64 at the default pool, and minutes each); vary fields with `saddle run --set`")

@@ -52,7 +52,8 @@ def flat_teacher(key: jax.Array, *, spatial: Sequence[int], in_channels: int, ou
     spatial = tuple(int(n) for n in spatial)
     s = jnp.asarray(s, dtype=jnp.result_type(float))
     r = s.shape[0]
-    if s.ndim != 1 or r < 1 or r > min(in_channels, out_channels) or not bool(jnp.all(s > 0)):
+    positive = isinstance(s, jax.core.Tracer) or bool(jnp.all(s > 0))  # traced when built inside a sweep cell
+    if s.ndim != 1 or r < 1 or r > min(in_channels, out_channels) or not positive:
         raise ValueError(f"s={np.asarray(s).tolist()!r} is invalid; allowed: 1..min(C_in, C_out) = "
                          f"{min(in_channels, out_channels)} positive values")
     axes = tuple(range(2, 2 + len(spatial)))

@@ -16,15 +16,30 @@ from experiments import sweep
 
 # Smaller than smoke() where a cell would take more than a few seconds.
 SMALL = {
+    "activation-geometry": dict(n_steps=2000, n_points=10, hidden=32),
+    "attention-heads": dict(n_heads=3, n_points=60),
+    "conv-kernels": dict(n_1d=4, channels=2, kernels_1d=2, s=(4.0, 2.0), n_points=50),
+    "diagonal-sparse": dict(alphas=(1e-3, 1e-5), n_record=200, rtol=1e-6),
+    "linear-attention-plateaus": dict(n_heads=3, n_points=60),
+    "lambda-balanced": dict(n_times=20),
+    "rich-lazy": dict(n_times=20),
+    "saddle-to-saddle": dict(n_points=60),
+    "relu-plateau-grid": dict(n_kinks=(2,), n_steps=(3000,), n_points=60, hidden=16, n_angles=2001),  # K ≥ 2: ratio matters
+    "semantic-hierarchy": dict(n_features=100, horizon=2.0),
 }
 
 
 def _cases():
+    """Every (experiment, sweep field). One field per experiment runs by default (its
+    learning rate if it has one, else its first non-seed field: a one-axis grid on
+    such a field is what used to fail); the rest are marked slow (~5-20 s each)."""
     out = []
     for name in experiments.names():
-        module = experiments.get(name).module
-        for f in getattr(module, "SWEEP_FIELDS", ()):
-            out.append(pytest.param(name, f, id=f"{name}-{f}"))
+        fields = getattr(experiments.get(name).module, "SWEEP_FIELDS", ())
+        default = "learning_rate" if "learning_rate" in fields else next((f for f in fields if f != "seed"), "seed")
+        for f in fields:
+            marks = () if f == default else (pytest.mark.slow,)
+            out.append(pytest.param(name, f, id=f"{name}-{f}", marks=marks))
     return out
 
 
@@ -63,3 +78,12 @@ def test_one_axis_sweep_of_every_field(name, field, tmp_path):
     assert not failed.any(), {k: v for k, v in outputs.items()}
     assert exp.module.SWEEP_METRIC in outputs and "loss" in outputs
     assert any(not np.array_equal(v[0], v[1]) for v in outputs.values()), "the swept field changed nothing"
+
+
+def test_an_unsweepable_experiment_is_refused_in_one_line_with_its_reason(capsys, tmp_path):
+    from experiments import cli
+
+    code = cli.main(["sweep", "relu-kinks", "--grid", "seed=0,1", "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "cannot be swept: " in err and "narrow-net" in err
+    assert not (tmp_path / "s").exists()
