@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dynamics import sgld
+from tasks.reduced_rank import loss as rrr_loss, reduced_rank
 from theory import slt
 
 
@@ -77,24 +78,8 @@ def test_flax_module_apply_and_params():
 
 
 def rrr_problem(n_in, n_hidden, n_out, rank, *, n, seed):
-    """Noise-free reduced-rank data y = W₀x, x ~ N(0, I), W₀ = U diag(s) Vᵀ of rank r
-    (s evenly in [1, 2]), and w* the balanced exact factorization with the extra
-    hidden units at zero: the singular point of Aoyagi & Watanabe's theorem. Loss
-    ‖y − BAx‖²/(2σ²) with σ = 1, so L_n(w) − L_n(w₀) is their quadratic form."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, n_in))
-    u = np.linalg.qr(rng.standard_normal((n_out, n_out)))[0][:, :rank]
-    v = np.linalg.qr(rng.standard_normal((n_in, n_in)))[0][:, :rank]
-    s = np.linspace(1.0, 2.0, rank) if rank > 1 else np.full((rank,), 1.5)
-    a, b = np.zeros((n_hidden, n_in)), np.zeros((n_out, n_hidden))
-    a[:rank] = np.sqrt(s)[:, None] * v.T
-    b[:, :rank] = u * np.sqrt(s)[None, :]
-    return {"a": a, "b": b}, (x, x @ (b @ a).T)
-
-
-def rrr_loss(p, batch):
-    x, y = batch
-    return 0.5 * jnp.mean(jnp.sum((y - x @ (p["b"] @ p["a"]).T) ** 2, axis=-1))
+    task = reduced_rank(seed, n_in=n_in, n_hidden=n_hidden, n_out=n_out, rank=rank, n=n)
+    return task.params, (task.x, task.y)
 
 
 @pytest.mark.slow
