@@ -98,7 +98,8 @@ def sample(loss_fn: Callable, params, data, *, key: jax.Array, step_size: float,
     of the localization), momentum persistent across steps; U = nβ L_B + γ‖w−w*‖²/2.
 
     data: pytree of arrays with a common leading axis n (e.g. (x, y)).
-    observe: optional params → pytree recorded at every step (e.g. per-sample losses).
+    observe: optional (params, data) → pytree recorded at every step (e.g. per-sample
+    losses on the full data).
     segment: steps per compiled call (default num_steps; must divide it): runs of
     different lengths with the same segment share one compiled program.
     """
@@ -163,7 +164,7 @@ def _compiled_segment(loss_fn, observe, segment, batch_size, sampler, n):
                 loss, grad = jax.value_and_grad(loss_fn)(w, batch)
                 # log-density gradient of the local posterior: −nβ∇L_B − γ(w − w*)
                 logdensity_grad = jax.tree.map(lambda g, x, x0: -(n_beta * g + gamma * (x - x0)), grad, w, w_star)
-                out = (loss, observe(w) if observe is not None else None)
+                out = (loss, observe(w, data) if observe is not None else None)
                 if sampler == "sgld":
                     w = langevin(k_noise, w, logdensity_grad, step_size / 2)
                 else:

@@ -64,7 +64,7 @@ def test_localization_and_minibatch_and_observe():
         return 0.5 * jnp.sum(H_DIAG * w["a"] ** 2) + 0.0 * jnp.sum(batch)
 
     run = sgld.sample(loss, w_star, DUMMY, key=jax.random.key(2), step_size=0.01, num_chains=32,
-                      num_steps=1000, n_beta=1.0, gamma=3.0, batch_size=10, observe=lambda w: w["a"])
+                      num_steps=1000, n_beta=1.0, gamma=3.0, batch_size=10, observe=lambda w, data: w["a"])
     assert seen[-1] == (10,)
     draws = np.asarray(run.stats)[:, 300:]  # (chains, T, 2)
     mean = draws.mean(axis=(0, 1))
