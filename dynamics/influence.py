@@ -39,11 +39,13 @@ def _functions(per_sample_loss):
 class Influence(NamedTuple):
     """matrix: (n_i, n_j) −Cov(ℓ_i, ℓ_j), the mean over chains of each chain's
     covariance; se: (n_i, n_j) its Monte-Carlo standard error (std across chains/√C);
-    mean_loss_i, mean_loss_j: posterior mean per-sample losses."""
+    mean_loss_i, mean_loss_j: posterior mean per-sample losses; per_chain: (chains,
+    n_i, n_j) each chain's estimate (for the error of any average over pairs)."""
     matrix: np.ndarray
     se: np.ndarray
     mean_loss_i: np.ndarray
     mean_loss_j: np.ndarray
+    per_chain: np.ndarray
 
 
 def influence_from_losses(losses_i, losses_j=None) -> Influence:
@@ -59,7 +61,7 @@ def influence_from_losses(losses_i, losses_j=None) -> Influence:
     ci, cj = li - li.mean(axis=1, keepdims=True), lj - lj.mean(axis=1, keepdims=True)
     per_chain = -np.einsum("cti,ctj->cij", ci, cj) / (li.shape[1] - 1)
     se = per_chain.std(axis=0, ddof=1) / math.sqrt(li.shape[0])
-    return Influence(per_chain.mean(axis=0), se, li.mean(axis=(0, 1)), lj.mean(axis=(0, 1)))
+    return Influence(per_chain.mean(axis=0), se, li.mean(axis=(0, 1)), lj.mean(axis=(0, 1)), per_chain)
 
 
 def bayesian_influence(per_sample_loss: Callable, params, train, query=None, *, key: jax.Array,

@@ -46,8 +46,8 @@ class Config:
     ranks: Tuple[int, ...] = field((1, 2, 4), (lambda v: min(v) >= 0, "integers ≥ 0"), "true ranks r")
     gamma: float = field(1.0, POSITIVE, "localization γ")
     num_chains: int = field(8, POSITIVE_INT, "SGLD chains")
-    num_steps: int = field(400, (lambda v: v >= 20, "an integer ≥ 20"), "SGLD steps at the largest ε (rung k runs 2^k×)")
-    ladder_size: int = field(7, (lambda v: v >= 2, "an integer ≥ 2"), "step sizes in the ladder")
+    num_steps: int = field(200, (lambda v: v >= 20, "an integer ≥ 20"), "SGLD steps at the largest ε (rung k runs 2^k×)")
+    ladder_size: int = field(8, (lambda v: v >= 2, "an integer ≥ 2"), "step sizes in the ladder")
     nuts_sizes: Tuple[int, ...] = field((3, 2, 3), (lambda v: len(v) == 3 and min(v) >= 1, "three integers ≥ 1"),
                                         "small reduced-rank model for the NUTS reference")
     nuts_rank: int = field(1, (lambda v: v >= 0, "an integer ≥ 0"), "its true rank")

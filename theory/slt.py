@@ -87,18 +87,21 @@ def ula_quadratic_llc(hessian_eigenvalues, *, n_beta, gamma, step_size):
     return 0.5 * jnp.sum(n_beta * h / (a * (1.0 - step_size * a / 4.0)))
 
 
-def laplace_influence(grads, hessians, precision):
+def laplace_influence(grads, hessians, precision, mean_shift=None):
     """Gaussian (Laplace) approximation of the Bayesian influence −Cov(ℓ_i, ℓ_j).
 
     Our derivation: with δ ~ N(μ, Σ) (Σ = precision⁻¹) and the second-order expansion
     ℓ_i(w* + δ) ≈ ℓ_i + g_iᵀδ + ½δᵀH_iδ, Isserlis' theorem gives
-        Cov(ℓ_i, ℓ_j) = (g_i + H_iμ)ᵀΣ(g_j + H_jμ) + ½ tr(H_iΣH_jΣ);
-    this function takes μ = 0 (w* a stationary point of the local potential) — so
-    grads: (n_i, d), hessians: (n_i, d, d) per-sample; precision: (d, d) positive
-    definite, nβ∇²L_n + γI for the tempered local posterior. Returns (n_i, n_i).
+        Cov(ℓ_i, ℓ_j) = (g_i + H_iμ)ᵀΣ(g_j + H_jμ) + ½ tr(H_iΣH_jΣ).
+    For the tempered local posterior exp(−nβL_n − γ‖δ‖²/2) expanded to second order,
+    precision = nβ∇²L_n + γI (positive definite) and μ = −Σ nβ∇L_n (``mean_shift``;
+    default 0, w* a stationary point). grads: (n_i, d), hessians: (n_i, d, d)
+    per-sample. Returns (n_i, n_i).
     """
     sigma = jnp.linalg.inv(jnp.asarray(precision))
     g, hs = jnp.asarray(grads), jnp.asarray(hessians)
+    if mean_shift is not None:
+        g = g + jnp.einsum("iab,b->ia", hs, jnp.asarray(mean_shift))
     linear = g @ sigma @ g.T
     hs_sigma = jnp.einsum("iab,bc->iac", hs, sigma)
     quadratic = 0.5 * jnp.einsum("iab,jba->ij", hs_sigma, hs_sigma)
