@@ -116,7 +116,8 @@ def sample(loss_fn: Callable, params, data, *, key: jax.Array, step_size: float,
         raise ValueError(f"friction={friction!r} is invalid; allowed: a number > 0 (or gamma > 0 for the default)")
     advance = _compiled_segment(loss_fn, observe, segment, batch_size, sampler, n)
     w, p, chain_keys = _init_chains(params, key, int(num_chains))
-    scalars = tuple(np.asarray(v, dtype=np.result_type(float)) for v in (step_size, n_beta, float(gamma), alpha))
+    # Python floats: traced as weakly typed scalars, so float32 params stay float32
+    scalars = tuple(float(v) for v in (step_size, n_beta, gamma, alpha))
     losses, stats = [], []
     for i in range(int(num_steps) // segment):
         w, p, loss, stat = advance(w, p, chain_keys, np.int32(i), params, data, *scalars)
@@ -163,13 +164,16 @@ def _compiled_segment(loss_fn, observe, segment, batch_size, sampler, n):
                     batch = jax.tree.map(lambda a: a[idx], data)
                 loss, grad = jax.value_and_grad(loss_fn)(w, batch)
                 # log-density gradient of the local posterior: −nβ∇L_B − γ(w − w*)
-                logdensity_grad = jax.tree.map(lambda g, x, x0: -(n_beta * g + gamma * (x - x0)), grad, w, w_star)
+                logdensity_grad = jax.tree.map(lambda g, x, x0: (-(n_beta * g + gamma * (x - x0))).astype(x.dtype),
+                                               grad, w, w_star)
                 out = (loss, observe(w, data) if observe is not None else None)
                 if sampler == "sgld":
-                    w = langevin(k_noise, w, logdensity_grad, step_size / 2)
+                    w_new, p_new = langevin(k_noise, w, logdensity_grad, step_size / 2), p
                 else:
-                    w, p = hamiltonian(k_noise, w, p, logdensity_grad, step_size)
-                return (w, p), out
+                    w_new, p_new = hamiltonian(k_noise, w, p, logdensity_grad, step_size)
+                # BlackJAX's integrators promote float32 params with x64 on; keep each leaf's dtype
+                same = lambda new, old: jax.tree.map(lambda a, b: a.astype(b.dtype), new, old)
+                return (same(w_new, w), same(p_new, p)), out
 
             (w, p), (loss, stats) = jax.lax.scan(step, (w, p), jax.random.split(chain_key, segment))
             return w, p, loss, stats

@@ -81,3 +81,9 @@ def test_bad_input_is_one_line_value_error():
             sgld.sample(quadratic, {"a": jnp.zeros(2)}, DUMMY, key=jax.random.key(0), **kwargs)
     with pytest.raises(ValueError, match="leading"):
         sgld.num_samples((jnp.zeros((3, 2)), jnp.zeros((4,))))
+
+
+def test_float32_params_stay_float32():
+    run = sgld.sample(quadratic, {"a": jnp.zeros(2, jnp.float32)}, DUMMY, key=jax.random.key(0), step_size=0.1,
+                      num_chains=2, num_steps=10, n_beta=1.0)
+    assert run.final["a"].dtype == jnp.float32
