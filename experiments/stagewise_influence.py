@@ -20,8 +20,12 @@ share a branch have correlated residuals before their level is learned and
 anti-correlated ones after the parent level alone is learned, so the influence of a
 pair at tree distance k flips sign and peaks around the transitions of levels ≤ k.
 
-    saddle run stagewise-influence            # see meta.json wall_time_s
-    saddle run stagewise-influence --smoke
+Off a minimum the "LLC" nβ(E[L] − L(w_t)) is no learning coefficient: approaching a
+saddle's escape it turns negative (the posterior finds lower loss downhill); the
+staircase is read on the plateaus (one checkpoint per plateau, ``verify``).
+
+    saddle run stagewise-influence            # ~4 min wall on 2 heavily loaded cores (~1 min CPU)
+    saddle run stagewise-influence --smoke    # ~45 s CPU (8 checkpoints)
 """
 from __future__ import annotations
 
@@ -59,6 +63,7 @@ class Config:
     n_beta: float = field(4.0, POSITIVE, "nβ of the local posterior")
     gamma: float = field(100.0, POSITIVE, "localization γ (must exceed nβ·s_max)")
     num_chains: int = field(8, (lambda v: v >= 2, "an integer ≥ 2"), "SGLD chains")
+    ladder_size: int = field(7, (lambda v: v >= 2, "an integer ≥ 2"), "estimate_llc step sizes (largest ε / 2^(k))")
     llc_steps: int = field(100, (lambda v: v >= 20, "an integer ≥ 20"), "estimate_llc steps at the largest ε")
     influence_steps: int = field(2000, (lambda v: v >= 100, "an integer ≥ 100"), "SGLD steps for the influence")
     seed: int = field(0, None, "PRNG seed (features, init, chains)")
@@ -72,7 +77,7 @@ class Config:
 
 
 def smoke() -> Config:
-    return Config(num_checkpoints=8, num_chains=4, llc_steps=60, influence_steps=800)
+    return Config(num_checkpoints=8, num_chains=4, llc_steps=60, ladder_size=6, influence_steps=800)
 
 
 def _per_sample(params, x, y):
@@ -128,7 +133,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # trusted is recorded and verified
             est = sgld.estimate_llc(mean_loss, w, (x, y), key=jax.random.fold_in(key, 2 * k), n_beta=cfg.n_beta,
-                                    gamma=cfg.gamma, num_chains=cfg.num_chains, num_steps=cfg.llc_steps, ladder_size=6)
+                                    gamma=cfg.gamma, num_chains=cfg.num_chains, num_steps=cfg.llc_steps, ladder_size=cfg.ladder_size)
         bif = influence.bayesian_influence(_per_sample, w, (x, y), key=jax.random.fold_in(key, 2 * k + 1),
                                            step_size=est.step_size, num_chains=cfg.num_chains,
                                            num_steps=cfg.influence_steps, n_beta=cfg.n_beta, gamma=cfg.gamma)
