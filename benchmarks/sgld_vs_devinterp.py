@@ -149,7 +149,7 @@ def main(argv=None) -> int:
 | sampler | best wall time (s) | chain-steps / s |
 |---|---|---|
 | saddle `dynamics.sgld.sample` (JAX, vmapped chains) | {saddle['best_s']:.3f} | {saddle['chain_steps_per_s']:.0f} |
-| devinterp `sample` + `LLCEstimator` (PyTorch) | {devi['best_s']:.3f} | {devi['chain_steps_per_s']:.0f} |
+| devinterp `slt.llc.llc` (PyTorch) | {devi['best_s']:.3f} | {devi['chain_steps_per_s']:.0f} |
 
 Ratio saddle / devinterp: **{saddle['chain_steps_per_s'] / devi['chain_steps_per_s']:.1f}×**.
 """
