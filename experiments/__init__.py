@@ -48,6 +48,8 @@ _MODULES = {
     "attention-heads": "experiments.attention_heads",
     "softmax-icl-patterns": "experiments.softmax_icl_patterns",
     "diagonal-sparse": "experiments.diagonal_sparse",
+    "llc-calibration": "experiments.llc_calibration",
+    "stagewise-influence": "experiments.stagewise_influence",
 }
 # name -> module path of plug-ins: from entry points (loaded once) and register().
 _PLUGINS: Dict[str, str] = {}
