@@ -1,7 +1,15 @@
 """Run every benchmark and write BENCHMARKS.md at the repository root.
 
-    python benchmarks/run_all.py            # ~9 min on 2 idle cores (≤ 12) → BENCHMARKS.md
+    python benchmarks/run_all.py            # ~22 min on 2 idle cores (≤ 30) → BENCHMARKS.md
     python benchmarks/run_all.py --quick    # 50/100 steps, ~3 min → benchmarks/quick.md (not BENCHMARKS.md)
+    python benchmarks/run_all.py --only cells,stiff   # a subset (see --only), → benchmarks/partial.md
+    python benchmarks/run_all.py --gpu-only --json gpu.json   # on a GPU machine: section (g) only, ~5 min
+    python benchmarks/run_all.py --gpu-json gpu.json          # CPU run, with a saved GPU run beside it
+
+Times on 2 idle cores: throughput + levers ~8 min, flow ~1 min, memory ~1 min,
+cells ~4 min, stiff ~7 min (the old explicit solver's depth 4 alone is ~5),
+cache ~3 min, accel (CPU path) ~3 min. On a machine with an accelerator JAX
+sees (``jax.default_backend() != "cpu"``) the accel part runs there.
 
 Run it on an otherwise idle machine: it records the load average and, for
 every timed call, the CPU share other processes took, so a disturbed run shows
@@ -28,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import sections
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 EIGEN_FLAG = "--xla_cpu_multi_thread_eigen=false"
@@ -43,6 +53,16 @@ TARGET_VS_NUMPY = 1.5
 TARGET_VS_LOOP = 25.0
 TARGET_RHS_RATIO = 10.0
 TARGET_MEMORY_MIB = 2048.0
+
+
+PARTS = ("throughput", "flow", "memory", "cells", "stiff", "cache", "accel")
+
+
+def _accelerator() -> bool:
+    """Whether JAX finds an accelerator (in a child process: this one never initialises JAX's backends)."""
+    probe = subprocess.run([sys.executable, "-c", "import jax; print(jax.default_backend())"], capture_output=True,
+                           text=True, check=False)
+    return probe.stdout.strip() not in ("", "cpu")
 
 
 def log(msg: str) -> None:
@@ -387,13 +407,25 @@ def memory_section(mem: dict, targets: list) -> list:
     return lines
 
 
-def render(info: dict, tp: dict, levers: dict, fl: dict, mem: dict, *, command: str, seconds: float,
-           loads: list) -> str:
+def render(info: dict, tp: dict = None, levers: dict = None, fl: dict = None, mem: dict = None, *, command: str,
+           seconds: float, loads: list, cs: dict = None, st: dict = None, cc: dict = None, gpu: dict = None,
+           accel_cpu: dict = None) -> str:
     targets: list = []
     body = []
-    body += throughput_section(tp, levers, targets)
-    body += flow_section(fl, targets)
-    body += memory_section(mem, targets)
+    if tp:
+        body += throughput_section(tp, levers, targets)
+    if fl:
+        body += flow_section(fl, targets)
+    if mem:
+        body += memory_section(mem, targets)
+    if cs:
+        body += sections.cells_section(cs, targets)
+    if st:
+        body += sections.stiff_section(st, targets)
+    if cc:
+        body += sections.cache_section(cc, targets)
+    if gpu:
+        body += sections.accel_section(gpu, accel_cpu, targets)
     head = ["# Benchmarks", "",
             f"Written by `{command}` on {info['date']} (commit {info['commit']}) in {seconds / 60:.1f} min. "
             "Every number below was measured in that one run; the load average and, per timing, the CPU share "
@@ -425,9 +457,21 @@ def main(argv=None) -> None:
                    "(default 10, 2 with --quick)")
     p.add_argument("--json", type=Path, help="also save every measurement here (re-render with --render-from)")
     p.add_argument("--render-from", type=Path, help="write the markdown from a --json file, measuring nothing")
+    p.add_argument("--only", help=f"comma-separated subset of {','.join(PARTS)} (default: all); writes "
+                   "benchmarks/partial.md unless --out")
+    p.add_argument("--gpu-only", action="store_true", help="only the accelerator section, on the accelerator JAX "
+                   "finds (benchmarks/accelerator.py); writes benchmarks/gpu.md unless --out")
+    p.add_argument("--gpu-json", type=Path, help="a --json file of a --gpu-only run: its section (g) is rendered "
+                   "beside this run's CPU figures")
     args = p.parse_args(argv)
     args.quick = args.quick or args.steps is not None
-    out = args.out or (HERE / "quick.md" if args.quick else ROOT / "BENCHMARKS.md")
+    parts = ["accel"] if args.gpu_only else (args.only.split(",") if args.only else list(PARTS))
+    bad = [x for x in parts if x not in PARTS]
+    if bad:
+        p.error(f"--only {','.join(bad)} is invalid; allowed: {','.join(PARTS)}")
+    subset = args.gpu_only or bool(args.only)
+    out = args.out or (HERE / "gpu.md" if args.gpu_only else HERE / "partial.md" if subset else
+                       HERE / "quick.md" if args.quick else ROOT / "BENCHMARKS.md")
     wait = args.wait_idle if args.wait_idle is not None else (2.0 if args.quick else 10.0)
     quick = ["--quick"] if args.quick else []
     common = [*quick, "--repeats", str(args.repeats), "--wait-idle", str(wait), "--wait-budget", "60"]
@@ -442,19 +486,50 @@ def main(argv=None) -> None:
     info = machine()
     info["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cores = {"JAX_NUM_CPU_DEVICES": str(os.cpu_count())}
-    loads = [f"throughput {loadavg()}"]
-    tp = run_json("sweep_throughput.py", [*common, "--levers"], {**cores, "XLA_FLAGS": HEADLINE_FLAGS})
-    levers = {HEADLINE_FLAGS: tp.pop("levers")}
-    for flags in OTHER_FLAGS:
-        loads.append(f"levers `{flags or '(none)'}` {loadavg()}")
-        levers[flags] = run_json("sweep_throughput.py", [*common, "--levers-only"], {**cores, "XLA_FLAGS": flags})["levers"]
-    loads.append(f"flow {loadavg()}")
-    fl = run_json("flow_vs_euler.py", quick)
-    loads.append(f"memory {loadavg()}")
-    mem = run_json("sweep_memory.py", quick)
+    loads = []
+    saved = {"info": info}
+    if "throughput" in parts:
+        loads.append(f"throughput {loadavg()}")
+        tp = run_json("sweep_throughput.py", [*common, "--levers"], {**cores, "XLA_FLAGS": HEADLINE_FLAGS})
+        levers = {HEADLINE_FLAGS: tp.pop("levers")}
+        for flags in OTHER_FLAGS:
+            loads.append(f"levers `{flags or '(none)'}` {loadavg()}")
+            levers[flags] = run_json("sweep_throughput.py", [*common, "--levers-only"],
+                                     {**cores, "XLA_FLAGS": flags})["levers"]
+        saved.update(tp=tp, levers=levers)
+    if "flow" in parts:
+        loads.append(f"flow {loadavg()}")
+        saved["fl"] = run_json("flow_vs_euler.py", quick)
+    if "memory" in parts:
+        loads.append(f"memory {loadavg()}")
+        saved["mem"] = run_json("sweep_memory.py", quick)
+    if "cells" in parts:
+        loads.append(f"cells {loadavg()}")
+        small = ["--seeds", "64", "--steps", "20", "--repeats", "1"] if args.quick else ["--repeats", str(args.repeats)]
+        saved["cs"] = run_json("cell_sweeps.py", [*small, "--wait-idle", str(wait)], {**cores, "XLA_FLAGS": HEADLINE_FLAGS})
+    if "stiff" in parts:
+        loads.append(f"stiff {loadavg()}")
+        saved["st"] = run_json("stiff_flow.py", ["--depths", "2,3"] if args.quick else [])
+        saved["st"]["machine"] = f"{info['cpu']}, {info['cores']} cores"
+    if "cache" in parts:
+        loads.append(f"cache {loadavg()}")
+        saved["cc"] = run_json("cache_timing.py", ["--quick"] if args.quick else [])
+    if "accel" in parts:
+        loads.append(f"accel {loadavg()}")
+        on_gpu = _accelerator()
+        cpu_args = ["--nets", "1000,10000" if args.quick else "10000,100000", "--min-steps", "2", "--budget", "3",
+                    "--long-nets", "0", "--torch-max-nets", "10000", "--batch-size", "256"]
+        acc = run_json("accelerator.py", [] if on_gpu else cpu_args)
+        acc["loadavg"] = os.getloadavg()
+        if on_gpu:
+            saved["gpu"] = acc
+        else:
+            saved["accel_cpu"] = acc
+    if args.gpu_json:
+        saved["gpu"] = json.loads(args.gpu_json.read_text())
+        saved["gpu"] = saved["gpu"].get("gpu", saved["gpu"])  # a run_all --json file or accelerator.py's own
     command = " ".join(["python benchmarks/run_all.py", *argv])
-    saved = {"info": info, "tp": tp, "levers": levers, "fl": fl, "mem": mem, "command": command,
-             "seconds": time.perf_counter() - start, "loads": loads}
+    saved.update(command=command, seconds=time.perf_counter() - start, loads=loads)
     out.write_text(render(**saved))
     if args.json:
         args.json.write_text(json.dumps(saved, indent=1))

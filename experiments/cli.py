@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 
 import experiments
-from experiments import common
+from experiments import common, jax_cache
 
 USAGE_ERROR = 2
 
@@ -276,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Examples:  saddle list -v  |  saddle run saxe-modes --smoke  |  "
         "saddle run saxe-modes --set u0=1e-4 --set s=4,2,1  |  saddle verify --json  |  saddle plot runs/saxe-modes-...",
     )
+    parser.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache "
+                        "($SADDLE_CACHE_DIR, default ~/.cache/saddle/jax; also off with SADDLE_NO_CACHE=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     p = sub.add_parser("list", help="list experiments (-v: with their config keys and defaults)")
     p.add_argument("-v", "--verbose", action="store_true", help="show every config key, its default and meaning")
@@ -363,6 +365,7 @@ def main(argv=None) -> int:
         if args.command is None:
             parser.print_help()
             return USAGE_ERROR
+        jax_cache.enable(args.no_cache)
         return args.func(args)
     except (UsageError, ValueError, FileExistsError, FileNotFoundError) as err:
         if os.environ.get("SADDLE_DEBUG"):

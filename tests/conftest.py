@@ -2,10 +2,14 @@
 theory tests) also run under strict dtype promotion, as diffrax/equinox tests
 do, so a theory function never promotes an int or a float32 silently. Tests
 that mix in flax (float32 params) stay on standard promotion."""
+import os
+
 import jax
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+# Tests that call the CLI must not fill the user's compilation cache (experiments.jax_cache).
+os.environ.setdefault("SADDLE_NO_CACHE", "1")
 
 
 @pytest.fixture(autouse=True)

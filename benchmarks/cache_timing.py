@@ -1,0 +1,67 @@
+"""Cold vs warm JAX compilation cache for the CLI (issue 15, item 3).
+
+Runs whole ``saddle`` processes (``python -m experiments.cli``) with
+``SADDLE_CACHE_DIR`` pointing at a fresh temporary directory: each command
+first with the directory empty (cold: every program compiled and written),
+then again (warm: programs loaded from disk). Wall seconds per process,
+imports and everything included, i.e. what a user waits for.
+
+    python benchmarks/cache_timing.py --json out.json   # saxe-modes smoke + smoke verify of all: ~4 min on 2 cores
+    python benchmarks/cache_timing.py --quick           # saxe-modes smoke only
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed_cli(args, cache: Path, out_root: Path) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "SADDLE_NO_CACHE"}
+    env.update(SADDLE_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "experiments.cli", *args]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=out_root, capture_output=True, text=True, check=False)
+    secs = time.perf_counter() - t0
+    if proc.returncode not in (0, 1):  # verify exits 1 when a row fails; that is not this benchmark's business
+        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return secs
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="only `saddle run saxe-modes --smoke`")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    commands = [["run", "saxe-modes", "--smoke", "--no-progress"]]
+    if not args.quick:
+        commands.append(["verify"])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for i, cmd in enumerate(commands):
+            cache = tmp / f"cache{i}"
+            times = []
+            for attempt in ("cold", "warm"):
+                extra = ["--out", str(tmp / f"run{i}-{attempt}")] if cmd[0] == "run" else []
+                times.append(timed_cli([*cmd, *extra], cache, tmp))
+                print(f"saddle {' '.join(cmd)} ({attempt}): {times[-1]:.1f} s", file=sys.stderr, flush=True)
+            n_files = sum(1 for _ in cache.rglob("*") if _.is_file())
+            size = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file())
+            rows.append({"command": "saddle " + " ".join(cmd), "cold": times[0], "warm": times[1],
+                         "cache_files": n_files, "cache_mib": size / 2**20})
+    result = {"rows": rows, "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()

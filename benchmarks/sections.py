@@ -1,0 +1,145 @@
+"""Markdown for run_all.py's issue-15 sections: (d) nonlinear and attention
+sweeps, (e) stiff flow, (f) compilation cache, (g) accelerator. Each takes the
+JSON its script wrote and appends its targets to ``targets``."""
+from __future__ import annotations
+
+TARGET_CELLS_VS_BATCHED = 1.0
+TARGET_CELLS_VS_LOOP = 25.0
+TARGET_STIFF_CPU_S = 60.0
+TARGET_LONG_S = 60.0
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(header, rows) -> list:
+    return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]
+
+
+def _status(best: float, median: float, target: float) -> str:
+    if best >= target and median >= target:
+        return "**met**"
+    return "met on best, missed on median" if best >= target else "**missed**"
+
+
+def cells_section(cs: dict, targets: list) -> list:
+    lines = ["## (d) Nonlinear and attention sweeps: saddle vs PyTorch", ""]
+    lines.append(
+        "Cells of `benchmarks/cells.py`, each net on its own sampled data set, full-batch float32 GD, "
+        "L = (1/2P) Σ (y − ŷ)². *relu*: ŷ = a·relu(W x) (`models.relu.apply`, no biases), n_in = 16, hidden = 32, "
+        "P = 128 Gaussian inputs, a 4-unit ReLU teacher. *attention*: multi-head linear attention with merged "
+        "key-query (`models.attention.apply`, arXiv 2501.16265), D = 8, 4 heads, in-context linear regression "
+        "(`tasks.icl.sample`, Λ = I/D, N = 16 context tokens), loss over 32 sampled sequences. "
+        "*saddle sweep*: `run_sweep` over seeds × init scales, `jax.grad` of the model's loss, GD in "
+        "`lax.fori_loop`. *batched PyTorch*: the step on (n, …) stacks with torch.bmm / einsum and hand-written "
+        "gradients (no autograd graph; S = ZZᵀ precomputed). *per-model loop*: one net at a time, autograd + "
+        "`torch.optim.SGD`, timed on its first nets and scaled linearly. Loss err: max |L − L_f64| / L(t=0) over "
+        f"the first nets against a float64 run of the same updates. JAX: {cs['jax_devices']} CPU devices, "
+        f"XLA_FLAGS=`{cs['xla_flags'] or '(none)'}`; torch {cs['torch_threads']} threads. One warm-up call each, "
+        f"then {cs['repeats']} round-robin rounds.")
+    lines.append("")
+    for k in cs["kinds"]:
+        rows = k["rows"]
+        head = rows[0]
+        lines.append(f"### {k['kind']}: {k['seeds']} seeds × init scales {k['init_scales']} = {k['n']} nets, "
+                     f"{k['steps']} steps, η = {k['eta']:g} (load average {' '.join(f'{x:.2f}' for x in k['loadavg'])})")
+        lines.append("")
+        lines += _table(["implementation", "how", "s (min)", "s (median)", "first call s", "nets × steps / s (best)",
+                         "GFLOP/s best", "saddle (first row) is × faster (min / median)", "cores busy",
+                         "other procs' CPU", "loss err"],
+                        [[r["name"], r["how"], f"{r['min']:.2f}", f"{r['median']:.2f}", f"{r['first']:.2f}",
+                          f"{r['nets_steps_per_s']:.3g}", f"{r['gflops_best']:.1f}",
+                          f"{r['min'] / head['min']:.2f}× / {r['median'] / head['median']:.2f}×",
+                          f"{r['cores_busy']:.2f}", f"{r['others_max']:.0%}", f"{r['max_rel_loss_err']:.0e}"]
+                         for r in rows])
+        lines.append("")
+        for other, target in ((rows[1], TARGET_CELLS_VS_BATCHED), (rows[2], TARGET_CELLS_VS_LOOP)):
+            best, med = other["min"] / head["min"], other["median"] / head["median"]
+            targets.append((f"(d) {k['kind']}: saddle sweep vs {other['name']}", f"≥ {target:g}×",
+                            f"{best:.2f}× best, {med:.2f}× median", _status(best, med, target)))
+    return lines
+
+
+def stiff_section(st: dict, targets: list) -> list:
+    lines = ["## (e) Stiff gradient flow: saddle-to-saddle, Tsit5 vs Kvaerno5", ""]
+    lines.append(
+        "The flows of the default `saddle run saddle-to-saddle` (depths 2, 3, 4; widths 8, 32, 32; σ = 1e-4, 1e-4, "
+        "1e-3; 6, 8, 4 seeds vmapped; rtol 1e-6, atol 1e-6 σ²), set up as the experiment does and solved by "
+        "`dynamics.gradient_flow(solver=...)`: *tsit5* (explicit, the old default) and *kvaerno5* (L-stable "
+        "implicit ESDIRK, chord iterations with the Jacobian linearised once per step, GMRES on Hessian-vector "
+        "products). CPU seconds of the compiled solve (compile reported apart); gradients counted by a "
+        "`jax.debug.callback` in a custom VJP, GMRES iterations (one Hessian-vector product each, ≈ 2 gradients of "
+        "work) by a counting GMRES subclass. Accuracy: the median over seeds of each mode's half-learning time vs "
+        "`theory.saddle.transition_times` (the experiment's verify rows, 10 %), and the largest difference in mode "
+        f"strength between the two solvers. Machine: {st.get('machine', '?')}; load average "
+        f"{' '.join(f'{x:.2f}' for x in st['loadavg'])}.")
+    lines.append("")
+    lines += _table(["depth", "solver", "seeds", "CPU s (solve)", "compile CPU s", "gradients", "Hessian-vector products",
+                     "max rel err of transition times vs theory", "max |Δ mode| between solvers"],
+                    [[r["depth"], r["solver"], r["seeds"], f"{r['cpu_s']:.1f}", f"{r['compile_cpu_s']:.1f}", r["grads"],
+                      r["matvecs"], f"{r['max_rel_err_vs_theory']:.3f}",
+                      f"{r['max_mode_diff_between_solvers']:.1e}" if "max_mode_diff_between_solvers" in r else "—"]
+                     for r in st["rows"]])
+    lines.append("")
+    for solver in sorted({r["solver"] for r in st["rows"]}):
+        rs = [r for r in st["rows"] if r["solver"] == solver]
+        total = sum(r["cpu_s"] + r["compile_cpu_s"] for r in rs)
+        if solver == "kvaerno5" and len(rs) == 3:
+            targets.append(("(e) saddle-to-saddle default flows (3 depths), kvaerno5, CPU s incl. compile",
+                            f"< {TARGET_STIFF_CPU_S:g} s", f"{total:.1f} s", "**met**" if total < TARGET_STIFF_CPU_S
+                            else "**missed**"))
+    return lines
+
+
+def cache_section(cc: dict, targets: list) -> list:
+    lines = ["## (f) JAX persistent compilation cache (CLI)", ""]
+    lines.append(
+        "`saddle` turns on JAX's persistent compilation cache (directory `$SADDLE_CACHE_DIR`, default "
+        "`~/.cache/saddle/jax`; off with `--no-cache` or `SADDLE_NO_CACHE=1`). Wall seconds of whole CLI "
+        f"processes, first with an empty cache directory (cold), then again (warm). Load average {cc['loadavg']}.")
+    lines.append("")
+    lines += _table(["command", "cold s", "warm s", "cold / warm"],
+                    [[f"`{r['command']}`", f"{r['cold']:.1f}", f"{r['warm']:.1f}", f"{r['cold'] / r['warm']:.2f}×"]
+                     for r in cc["rows"]])
+    lines.append("")
+    return lines
+
+
+def accel_section(gpu: dict, cpu: dict, targets: list) -> list:
+    info = gpu["backend"]
+    lines = [f"## (g) Accelerator: {info.get('torch_device_name') or info['device_kind']}", ""]
+    lines.append(
+        "`python benchmarks/run_all.py --gpu-only` (`benchmarks/accelerator.py`) on one "
+        f"{info.get('torch_device_name') or info['device_kind']} (jax {info['jax']}, torch {info.get('torch')}), "
+        "float32 with full-precision matmuls on both sides (`jax_default_matmul_precision=\"highest\"`, no TF32). "
+        "Workloads: the linear grids of (a) (d = h = 32, 64; W2ᵀ carried) and the cells of (d). The saddle sweep "
+        "is `run_sweep` with all nets in one vmap on the one device, the step count a traced cell value (one "
+        "compiled program for warm-up and timed call); batched PyTorch runs the same updates on the same device. "
+        f"Each timed call lasts about {gpu['budget_s']:g} s (steps chosen from a short probe); loss err as in (d) "
+        "on the first 8 nets. The CPU column is `benchmarks/accelerator.py` on this document's CPU machine"
+        + (f" (load average {' '.join(f'{x:.2f}' for x in cpu['loadavg'])})" if cpu and "loadavg" in cpu else "")
+        + "; its 10⁵-net torch rows are skipped (memory).")
+    lines.append("")
+    cpu_rate = {}
+    for name, rec in (cpu or {}).get("workloads", {}).items():
+        for r in rec["rows"]:
+            cpu_rate[(name, r["n"], r["impl"].split(" (")[0])] = r["nets_steps_per_s"]
+    rows = []
+    for name, rec in gpu["workloads"].items():
+        for r in rec["rows"]:
+            c = cpu_rate.get((name, r["n"], r["impl"].split(" (")[0]))
+            rows.append([name, f"{r['n']:,}", r["impl"], r["steps"], f"{r['seconds']:.2f}", f"{r['nets_steps_per_s']:.3g}",
+                         f"{r['tflops']:.2f}", f"{r['first_call_s']:.1f}", f"{r['loss_err']:.0e}",
+                         f"{c:.3g}" if c else "—", f"{r['nets_steps_per_s'] / c:.0f}×" if c else "—"])
+    lines += _table(["workload", "nets", "implementation", "steps", "s", "nets × steps / s", "TFLOP/s", "first call s",
+                     "loss err", "CPU nets × steps / s", "GPU / CPU"], rows)
+    lines.append("")
+    for name, lg in gpu.get("long", {}).items():
+        how = "extrapolated from the rate above, not run" if lg["extrapolated"] else "one call, measured"
+        lines.append(f"* {lg['n']:,} {name} networks × {lg['steps']:,} GD steps: **{lg['seconds']:.1f} s** ({how}).")
+        targets.append((f"(g) {lg['n']:,} two-layer {name} nets × {lg['steps']:,} steps on the GPU",
+                        f"< {TARGET_LONG_S:g} s", f"{lg['seconds']:.1f} s" + (" (extrapolated)" if lg["extrapolated"] else ""),
+                        "**met**" if lg["seconds"] < TARGET_LONG_S else "**missed**"))
+    lines.append("")
+    return lines

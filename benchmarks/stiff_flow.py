@@ -1,0 +1,172 @@
+"""Stiff gradient flow: explicit Tsit5 vs implicit Kvaerno5 (Newton–Krylov) on saddle-to-saddle (issue 15, item 1).
+
+The flows of ``saddle run saddle-to-saddle`` (default config: depths 2, 3, 4;
+same task, inits, recording times and tolerances rtol = 1e-6, atol = 1e-6 σ²),
+set up here exactly as the experiment does, solved by ``dynamics.gradient_flow``
+with ``solver="tsit5"`` (explicit) and ``solver="kvaerno5"`` (implicit ESDIRK,
+chord iterations, GMRES on Hessian-vector products). Per depth and solver:
+CPU seconds of the jitted, vmapped solve (compile excluded: a first call at
+the same shapes compiles), accepted + rejected steps, gradient evaluations
+(∇L, counted by a ``jax.debug.callback`` in a custom VJP, as flow_vs_euler.py
+does) and GMRES iterations (each one Hessian-vector product, ≈ 2 gradients of
+work), and the accuracy: the median over seeds of each mode's half-learning
+time against ``theory.saddle.transition_times`` (the verify rows of the
+experiment, 10 %), and the largest difference between the two solvers' mode
+strengths at the recording times.
+
+    python benchmarks/stiff_flow.py --json out.json                   # both solvers, ~6 min on 2 idle cores
+    python benchmarks/stiff_flow.py --solvers kvaerno5 --depths 4     # the new solver only
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import lineax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import dynamics  # noqa: E402
+import tasks  # noqa: E402
+from dynamics.flow import make_solver  # noqa: E402
+from dynamics.plateaus import rise_times  # noqa: E402
+from models import linear  # noqa: E402
+from theory.saddle import transition_times  # noqa: E402
+
+# saddle-to-saddle's default Config (experiments/saddle_to_saddle.py; benchmarks do not import experiments)
+S, N_IO, DEPTHS, WIDTHS, SIGMAS, N_SEEDS = (4.0, 2.0, 1.0), 8, (2, 3, 4), (8, 32, 32), (1e-4, 1e-4, 1e-3), (6, 8, 4)
+HORIZON, N_POINTS, SEED = 1.5, 300, 0
+
+COUNT = {"grad": 0, "matvec": 0}
+
+
+def _bump_grad(_):
+    COUNT["grad"] += 1
+
+
+def _bump_matvec(n):
+    COUNT["matvec"] += int(np.sum(n))
+
+
+# Under vmap a callback with a batched argument runs once per seed, so both
+# counts are summed over the seeds (finished seeds of a vmapped while loop keep
+# evaluating until the last one is done: that work is real and counted).
+
+
+@jax.custom_vjp
+def _counted(params):
+    return params
+
+
+def _counted_fwd(params):
+    return params, None
+
+
+def _counted_bwd(_, g):
+    jax.debug.callback(_bump_grad, jnp.sum(jax.tree_util.tree_leaves(g)[0]))
+    return (g,)
+
+
+_counted.defvjp(_counted_fwd, _counted_bwd)
+
+
+class CountingGMRES(lineax.GMRES):
+    """lineax GMRES that reports its iterations (Hessian-vector products)."""
+
+    def compute(self, state, vector, options):
+        sol, result, stats = super().compute(state, vector, options)
+        jax.debug.callback(_bump_matvec, stats["num_steps"])
+        return sol, result, stats
+
+
+def setup(depth_index: int):
+    key_task, key_init = jax.random.split(jax.random.key(SEED))
+    task = tasks.teacher(key_task, n_in=N_IO, n_out=N_IO, s=S)
+    depth, width, sigma, n_seeds = DEPTHS[depth_index], WIDTHS[depth_index], SIGMAS[depth_index], N_SEEDS[depth_index]
+    key = jax.random.split(key_init, len(DEPTHS))[depth_index]
+    sizes = (N_IO,) + (width,) * (depth - 1) + (N_IO,)
+    predicted = np.asarray(transition_times(S, init_scale=sigma, depth=depth, width=width))
+    times = np.concatenate([[0.0], np.geomspace(0.02 * predicted[0], HORIZON * predicted[-1], N_POINTS)])
+    return task, depth, sigma, n_seeds, key, sizes, predicted, times
+
+
+def solve(depth_index: int, solver: str, seeds=None) -> dict:
+    task, depth, sigma, n_seeds, key, sizes, predicted, times = setup(depth_index)
+    n_seeds = seeds or n_seeds
+    rtol, atol = 1e-6, 1e-6 * sigma**2  # the experiment's tolerances
+
+    def loss(params, _):
+        return dynamics.linear_loss_from_stats(linear.end_to_end(_counted(params)), task.sigma_xx, task.sigma_yx,
+                                               task.trace_yy)
+
+    def observe(params):
+        return linear.mode_strengths(params, task.u, task.v)
+
+    diffrax_solver = make_solver(solver, rtol, atol, gmres=CountingGMRES)
+
+    def run(k):
+        traj = dynamics.gradient_flow(loss, linear.init_gaussian(k, sizes, std=sigma), None, times=times,
+                                      observe=observe, rtol=rtol, atol=atol, solver=diffrax_solver)
+        return traj.stats
+
+    keys = jax.random.split(key, n_seeds)
+    f = jax.jit(jax.vmap(run))
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    f.lower(keys).compile()
+    compile_cpu = time.process_time() - c0
+    COUNT.update(grad=0, matvec=0)
+    c0, t0 = time.process_time(), time.perf_counter()
+    modes = np.asarray(f(keys))
+    cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    sim_t = np.median(rise_times(times, np.moveaxis(modes, 1, 0), np.asarray(task.s) / 2), axis=0)
+    return {"depth": depth, "solver": solver, "seeds": n_seeds, "cpu_s": cpu, "wall_s": wall,
+            "compile_cpu_s": compile_cpu, "grads": COUNT["grad"], "matvecs": COUNT["matvec"],
+            "transition_sim": sim_t.tolist(), "transition_theory": predicted.tolist(),
+            "max_rel_err_vs_theory": float(np.max(np.abs(sim_t - predicted) / predicted)), "modes": modes}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--solvers", default="tsit5,kvaerno5")
+    p.add_argument("--depths", default=",".join(map(str, DEPTHS)))
+    p.add_argument("--seeds", type=int, help="seeds per depth (default: the experiment's 6, 8, 4)")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    rows = []
+    for d in (int(x) for x in args.depths.split(",")):
+        by_solver = {}
+        for solver in args.solvers.split(","):
+            r = solve(DEPTHS.index(d), solver, args.seeds)
+            by_solver[solver] = r
+            print(f"depth {d} {solver:9s}: {r['cpu_s']:8.1f} CPU s ({r['wall_s']:.1f} wall, compile {r['compile_cpu_s']:.1f}), "
+                  f"{r['grads']} gradients + {r['matvecs']} Hessian-vector products; transition times "
+                  f"{np.round(r['transition_sim'], 1)} vs theory {np.round(r['transition_theory'], 1)} "
+                  f"(max rel err {r['max_rel_err_vs_theory']:.3f})", file=sys.stderr, flush=True)
+        if len(by_solver) == 2:
+            a, b = by_solver.values()
+            diff = float(np.max(np.abs(a["modes"] - b["modes"])))
+            for r in by_solver.values():
+                r["max_mode_diff_between_solvers"] = diff
+            print(f"  max |Δ mode strength| between solvers: {diff:.2e}", file=sys.stderr, flush=True)
+        for r in by_solver.values():
+            r.pop("modes")
+            rows.append(r)
+    result = {"rows": rows, "loadavg": os.getloadavg(), "cores": os.cpu_count()}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
