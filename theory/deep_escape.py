@@ -97,13 +97,21 @@ def _field(a, b, ms, weight):
     return ga * inv[:, None, None], gb * inv[:, None, None], gm * inv[:, None, None, None], inv
 
 
-def _sample_process(s, depth, width, n, seed, step, rho_stop, max_steps=200_000):
+def _sample_process(s, depth, width, n, seed, step, rho_stop):
     """(n, r) scale-free escape times T_k (rates s, one row per init); inf if never."""
     rng = np.random.default_rng(seed)
     r, h = s.size, width
     a = rng.standard_normal((n, r, h)) / math.sqrt(h)
     b = rng.standard_normal((n, r, h)) / math.sqrt(h)
     ms = rng.standard_normal((n, depth - 2, h, h)) / math.sqrt(h)
+    return _run_process(a, b, ms, s, step, rho_stop)
+
+
+def _run_process(a, b, ms, s, step, rho_stop, max_steps=200_000):
+    """Integrate the escape process from a, b: (n, r, h), ms: (n, L−2, h, h); (n, r) times."""
+    a, b, ms = (np.array(x, dtype=np.float64) for x in (a, b, ms))
+    n, r, h = a.shape
+    depth = ms.shape[1] + 2
     live = np.ones((n, r), bool)
     live[:, h:] = False  # at most h modes escape: the hidden space is used up
     t, times = np.zeros(n), np.full((n, r), np.inf)
@@ -184,3 +192,33 @@ def escape_statistics(s, *, depth: int, width: int, n_samples: int | None = None
     ratios = tuple(float(x) for x in s / s[0])
     median, se, log_std, out = _statistics(ratios, depth, width, n, int(seed), float(step), float(rho_stop))
     return EscapeStatistics(median.copy(), se.copy(), log_std.copy(), out.copy())
+
+
+def escape_times_from_init(weights, u, v, s, *, tau: float = 1.0, step: float = 0.2, rho_stop: float = 1e2) -> np.ndarray:
+    """σ → 0 escape (blow-up) time of every mode of given networks, from their own init.
+
+    weights: [W_1 (n, h, n_in), W_2 … W_{L−1} (n, h, h), W_L (n, n_out, h)] for n
+    networks of depth L ≥ 3 (a leading seed axis); u: (n_out, r), v: (n_in, r)
+    orthonormal singular vectors of Σyx with values s (r,), descending. The
+    process of the module docstring is run from a_k = W_1 v_k, b_k = W_Lᵀ u_k
+    and the middle layers as they are (rescaled by c = rms(W_1)·√h for the
+    numerics; the flow is homogeneous, so T = t c^{L−2}/τ); returns (n, r)
+    times t*_k in the units of t (inf for modes the width cannot hold). This is
+    the per-seed prediction behind the median of ``escape_statistics``.
+    """
+    ws = [np.asarray(w, dtype=np.float64) for w in weights]
+    if len(ws) < 3 or any(w.ndim != 3 for w in ws):
+        raise ValueError("weights must be ≥ 3 arrays with a leading seed axis: (n, h, n_in), (n, h, h)…, (n, n_out, h)")
+    s = np.asarray(s, dtype=np.float64).ravel()
+    u, v = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    if not (np.all(np.diff(s) <= 0) and np.all(s > 0)) or u.shape[1] != s.size or v.shape[1] != s.size:
+        raise ValueError(f"need s positive and descending with u, v of r = {s.size} columns; got s={s.tolist()}, "
+                         f"u {u.shape}, v {v.shape}")
+    depth, h = len(ws), ws[0].shape[1]
+    c = np.sqrt(np.mean(ws[0] ** 2, axis=(1, 2)) * h)  # (n,)
+    a = np.einsum("nij,jr->nri", ws[0], v) / c[:, None, None]
+    b = np.einsum("nji,jr->nri", ws[-1], u) / c[:, None, None]
+    ms = np.stack(ws[1:-1], axis=1) / c[:, None, None, None]
+    ratios = s / s[0]
+    times = _run_process(a, b, ms, ratios, step, rho_stop)  # T' = t c^{L−2} s_1 / τ
+    return tau * times / (s[0] * c[:, None] ** (depth - 2))

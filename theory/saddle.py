@@ -65,7 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
-from theory.deep_escape import escape_statistics
+from theory.deep_escape import escape_statistics, escape_times_from_init
 from theory.linear import deep_mode_strength, deep_mode_time
 
 def _sorted_s(s) -> jnp.ndarray:
@@ -195,7 +195,8 @@ def transition_times(s, *, init_scale, depth, width, tau=1.0, fraction=0.5, quan
 
         t_k = deep_mode_time(u0_eff,k, fraction·s_k, s=s_k, depth)
 
-    with u0_eff,k from ``effective_u0`` (derivation in the module docstring);
+    with u0_eff,k from ``effective_u0`` (our derivation, module docstring; the aligned
+    solution is Saxe et al. 2014, arXiv 1312.6120, Eq. 8 (depth 2) and Sec. 4 (depth L));
     in closed form t_k = (τ/2s_k) ln(s_k/u0_eff,k − 1) at depth 2 (fraction ½) and, to leading order,
     t_k ≈ τ C_k/(s_k σ^{L−2} h^{(L−2)/2}) at depth L ≥ 3 (C_1 = C_L(h), ``escape_constant``).
     ``quantile`` q ≠ ½: the q-quantile over inits instead of the median (e.g. a
@@ -227,7 +228,8 @@ def rank_staircase(t, s, *, trace_yy, init_scale, depth, width, tau=1.0):
     Each mode follows the aligned solution from its effective init,
     u_k(t) = deep_mode_strength(t, s_k, u0_eff,k, depth), and
     L(t) = ½ tr Σyy − Σ_k (s_k u_k − ½ u_k²); rank(t) counts modes past half
-    learned (u_k > s_k/2). Median-init prediction, as ``transition_times``.
+    learned (u_k > s_k/2). Median-init prediction, as ``transition_times`` (our
+    construction from the aligned solutions of Saxe et al. 2014, arXiv 1312.6120, Sec. 4).
     """
     s_j = _sorted_s(s)
     u0 = effective_u0(s_j, init_scale=init_scale, depth=depth, width=width)
@@ -267,3 +269,38 @@ def theory_relative_error(s, *, depth, width):
     st = escape_statistics(s, depth=int(depth), width=int(width))
     with np.errstate(invalid="ignore"):
         return np.where(np.isfinite(st.constant), st.standard_error / st.constant, np.inf)
+
+
+def transition_times_from_init(weights, u, v, s, *, tau=1.0, fraction=0.5):
+    """Per-network transition times (u_k = fraction · s_k) predicted from each network's own init.
+
+    weights: [W_1 (n, h, n_in), …, W_L (n, n_out, h)] with a leading seed axis;
+    u (n_out, r), v (n_in, r), s (r,) descending: the teacher's SVD. Returns (n, r)
+    (host numpy). Depth 2: u0_k = ¼‖P_k(a_k + b_k)‖², a_k = W_1 v_k, b_k = W_2ᵀ u_k,
+    P_k removing the growing directions (a_j + b_j, themselves projected) of the
+    modes j < k (module docstring, derived here), then the aligned logistic.
+    Depth ≥ 3: the escape time t*_k of the σ → 0 process run from this init
+    (``theory.deep_escape.escape_times_from_init``) matched to the aligned solution,
+    a0 = (τ/((L−2) s_k t*_k))^{1/(L−2)}, u0 = a0^L, then ``deep_mode_time``.
+    The medians of these over inits are ``transition_times``; here the sampling
+    spread of the inits is gone, which makes few-seed comparisons sharp.
+    """
+    ws = [np.asarray(w, dtype=np.float64) for w in weights]
+    s = np.asarray(s, dtype=np.float64).ravel()
+    depth = len(ws)
+    if depth == 2:
+        u_, v_ = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
+        g = np.einsum("nij,jr->nri", ws[0], v_) + np.einsum("nji,jr->nri", ws[1], u_)  # a_k + b_k
+        u0 = np.zeros(g.shape[:2])
+        for k in range(g.shape[1]):
+            for j in range(k):
+                q = g[:, j] / np.linalg.norm(g[:, j], axis=-1, keepdims=True)
+                g[:, k] -= np.sum(g[:, k] * q, axis=-1, keepdims=True) * q
+            u0[:, k] = 0.25 * np.sum(g[:, k] ** 2, axis=-1)
+    else:
+        t_star = escape_times_from_init(ws, u, v, s, tau=tau)
+        with np.errstate(divide="ignore"):
+            u0 = (tau / ((depth - 2) * s * t_star)) ** (depth / (depth - 2))
+    live = u0 > 0
+    t = np.asarray(deep_mode_time(np.where(live, u0, 1.0), fraction * s, s=s, depth=depth, tau=tau))
+    return np.where(live, t, np.inf)
