@@ -292,7 +292,7 @@ def transition_times_from_init(weights, u, v, s, *, tau=1.0, fraction=0.5):
         u_, v_ = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
         g = np.einsum("nij,jr->nri", ws[0], v_) + np.einsum("nji,jr->nri", ws[1], u_)  # a_k + b_k
         u0 = np.zeros(g.shape[:2])
-        for k in range(g.shape[1]):
+        for k in range(min(g.shape[1], g.shape[2])):  # modes beyond the width keep u0 = 0
             for j in range(k):
                 q = g[:, j] / np.linalg.norm(g[:, j], axis=-1, keepdims=True)
                 g[:, k] -= np.sum(g[:, k] * q, axis=-1, keepdims=True) * q
