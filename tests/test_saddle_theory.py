@@ -195,9 +195,9 @@ def test_transition_time_scaling_laws():
     np.testing.assert_allclose(t2[1e-6] - t2[1e-4], np.log(1e4) / (2 * s), rtol=1e-6)
     # depth L ≥ 3: t ∝ τ C_k / (s σ^{L−2} h^{(L−2)/2})
     for depth in (3, 4):
-        a, b = (np.asarray(transition_times(S, init_scale=sg, depth=depth, width=16)) for sg in (1e-5, 1e-6))
+        a, b = (np.asarray(transition_times(S, init_scale=sg, depth=depth, width=8)) for sg in (1e-5, 1e-6))
         np.testing.assert_allclose(b / a, 10.0 ** (depth - 2), rtol=1e-3)
-        lead = escape_statistics(S, depth=depth, width=16).constant / (s * 1e-6 ** (depth - 2) * 16 ** ((depth - 2) / 2))
+        lead = escape_statistics(S, depth=depth, width=8).constant / (s * 1e-6 ** (depth - 2) * 8 ** ((depth - 2) / 2))
         np.testing.assert_allclose(b, lead, rtol=1e-3)
     # τ rescales time; a fraction other than ½ matches deep_mode_time from the same u0
     np.testing.assert_allclose(transition_times(S, init_scale=1e-4, depth=3, width=8, tau=2.5),
