@@ -10,7 +10,10 @@ with 0, 1, 2, 3 kernels, L*_H = ½ Σ_ω Σ_{α>H} s_α(ω)² (``theory.conv``,
 closed form, cross-checked here against narrow nets trained to convergence
 by ``dynamics.narrow``), and the number of kernels needed to express the
 learned map, max_ω rank B̂(ω), climbs 0 → 1 → 2 → 3: one kernel per escape.
-Run in 1-D (n positions) and 2-D (n × n) with several seeds each.
+Run in 1-D (n positions) and 2-D (n × n) with several seeds each. Every seed
+counts in every row (no mode over seeds): the horizon is checked before training
+to leave each seed's weakest mode ≥ 10 e-folds of u0 to spare (``horizon_margin``),
+and each row names how many seeds it covers.
 
     saddle run conv-kernels            # ~1-3 min on 2 CPU cores (3 min on a loaded machine)
     saddle run conv-kernels --smoke    # ~1 min (4 min on a loaded machine)
