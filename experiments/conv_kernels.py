@@ -10,7 +10,10 @@ with 0, 1, 2, 3 kernels, L*_H = ½ Σ_ω Σ_{α>H} s_α(ω)² (``theory.conv``,
 closed form, cross-checked here against narrow nets trained to convergence
 by ``dynamics.narrow``), and the number of kernels needed to express the
 learned map, max_ω rank B̂(ω), climbs 0 → 1 → 2 → 3: one kernel per escape.
-Run in 1-D (n positions) and 2-D (n × n) with several seeds each.
+Run in 1-D (n positions) and 2-D (n × n) with several seeds each. Every seed
+counts in every row (no mode over seeds): the horizon is checked before training
+to leave each seed's weakest mode ≥ 10 e-folds of u0 to spare (``horizon_margin``),
+and each row names how many seeds it covers.
 
     saddle run conv-kernels            # ~1-3 min on 2 CPU cores (3 min on a loaded machine)
     saddle run conv-kernels --smoke    # ~1 min (4 min on a loaded machine)
@@ -60,6 +63,9 @@ class Config:
               "strictly decreasing values")
         check("s", self.s, len(self.s) <= self.channels, f"at most channels = {self.channels} values")
         check("init_scale", self.init_scale, self.init_scale <= 1e-3, "σ ≤ 1e-3 (the small-init regime)")
+        for _, spatial, _ in _cases(self):
+            check("horizon", self.horizon, horizon_margin(self, spatial) >= 10,
+                  "a horizon that every seed reaches (horizon_margin ≥ 10 e-folds of u0, see conv_kernels.horizon_margin)")
 
 
 def smoke() -> Config:
@@ -134,9 +140,11 @@ def kernels_in_use(svals: np.ndarray, s_min: float) -> np.ndarray:
 def verify(arrays: dict, cfg: Config) -> list:
     """Per dimension: the closed-form L*_H against narrow nets trained to convergence
     (1e-6 relative to L*_0: Adam reaches ~1e-15 here, so a looser match means a wrong
-    formula); plateau count (exact, most common over seeds); each plateau's loss
-    (median over seeds) against L*_H (2%; the last, zero, plateau on the scale L*_0);
-    kernels in use on each plateau (exact, most common over seeds)."""
+    formula). Then every seed counts (the horizon lets all of them finish, see
+    ``horizon_margin``): the number of seeds with the expected plateau count (all of
+    them); each plateau's loss at the seed farthest from L*_H (2%; the last, zero,
+    plateau on the scale L*_0); kernels in use on each plateau at every seed (the
+    row shows the seed that differs from H, if any)."""
     rows = []
     for tag, spatial, kernels in _cases(cfg):
         closed, trained = arrays[f"narrow_closed_{tag}"], arrays[f"narrow_trained_{tag}"]
@@ -146,25 +154,40 @@ def verify(arrays: dict, cfg: Config) -> list:
                             trained[h] / scale, tol=1e-6, relative=False))
         expected = min(kernels, len(cfg.s)) + 1
         t, losses, svals = arrays[f"t_{tag}"], arrays[f"loss_{tag}"], arrays[f"svals_{tag}"]
+        n = len(losses)
         found = [detect_plateaus(t, loss) for loss in losses]
-        counts = [p.n_plateaus for p in found]
-        count = max(set(counts), key=counts.count)
-        rows.append(row(f"{tag} ({kernels} kernels): plateau count (most common over seeds)", expected, count, tol=0, relative=False))
-        agree = [(i, p) for i, p in enumerate(found) if p.n_plateaus == expected]
-        if not agree:
+        good = [(i, p) for i, p in enumerate(found) if p.n_plateaus == expected]
+        rows.append(row(f"{tag} ({kernels} kernels): seeds with {expected} plateaus (of {n})", n, len(good), tol=0, relative=False))
+        if not good:
             continue
-        sim_pl = np.median([p.plateau_losses for _, p in agree], axis=0)
-        for h, (th, sim) in enumerate(zip(closed[:expected], sim_pl)):
+        sims = np.array([p.plateau_losses for _, p in good])
+        cover = f"{len(good)} of {n} seeds"
+        for h, th in enumerate(closed[:expected]):
+            worst = sims[np.argmax(np.abs(sims[:, h] - th)), h]
             if th > 1e-9 * scale:
-                rows.append(row(f"{tag}: plateau {h} loss vs narrow optimum L*_{h}", th, sim, tol=0.02))
+                rows.append(row(f"{tag}: plateau {h} loss vs narrow optimum L*_{h} (seed farthest, {cover})", th, worst, tol=0.02))
             else:
-                rows.append(row(f"{tag}: plateau {h} loss / L*_0 (narrow optimum 0)", 0.0, sim / scale, tol=0.02, relative=False))
+                rows.append(row(f"{tag}: plateau {h} loss / L*_0 (narrow optimum 0; seed farthest, {cover})", 0.0, worst / scale,
+                                tol=0.02, relative=False))
         in_use = np.array([[kernels_in_use(svals[i, (p.starts[h] + p.ends[h]) // 2], min(cfg.s)) for h in range(expected)]
-                           for i, p in agree])
+                           for i, p in good])
         for h in range(expected):
-            col = list(in_use[:, h])
-            rows.append(row(f"{tag}: kernels in use on plateau {h}", h, max(set(col), key=col.count), tol=0, relative=False))
+            col = in_use[:, h]
+            shown = col[np.argmax(col != h)] if np.any(col != h) else h
+            rows.append(row(f"{tag}: kernels in use on plateau {h} (every seed, {cover})", h, int(shown), tol=0, relative=False))
     return rows
+
+
+def horizon_margin(cfg: Config, spatial) -> float:
+    """How much smaller than typical a seed's initial mode strength would have to be to
+    miss the horizon, in e-folds: every frequency is a two-layer net started at
+    u0 ~ N σ² (``theory.conv``), reaching s/2 at t ≈ ln(s/u0)/(2Ns); the horizon is
+    ``horizon`` × that time for the weakest mode, so a seed misses it only if some
+    u0 is e^{−(horizon − 1) ln(s_r/(Nσ²))} times the typical one. Decided before
+    training; at the defaults (≈ 40 e-folds) no Gaussian init comes close, so every
+    seed finishes and counts."""
+    n_pos = int(np.prod(spatial))
+    return float((cfg.horizon - 1.0) * np.log(min(cfg.s) / (n_pos * cfg.init_scale**2)))
 
 
 def plot(arrays: dict, cfg: Config) -> dict:

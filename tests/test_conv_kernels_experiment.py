@@ -13,6 +13,9 @@ def test_config_checks():
         conv_kernels.Config(s=(4.0, 3.0, 2.0, 1.0, 0.5), channels=4)
     with pytest.raises(ValueError, match="init_scale"):
         conv_kernels.Config(init_scale=0.1)
+    # a horizon that leaves the weakest mode < 10 e-folds of u0 to spare is refused before training
+    with pytest.raises(ValueError, match="horizon"):
+        conv_kernels.Config(horizon=1.1)
 
 
 def test_kernels_in_use_counts_max_over_frequencies():

@@ -87,11 +87,11 @@ def test_robust_to_small_noise():
     np.testing.assert_allclose(p.plateau_losses, LEVELS, rtol=2e-2, atol=2e-3)
 
 
-@pytest.mark.parametrize("depth,width,n_seeds", [(2, 8, 6), (3, 32, 8)])
-def test_simulated_deep_linear_nets(depth, width, n_seeds):
-    # Same (cached) gradient-flow runs as tests/test_saddle_theory.py: σ = 1e-4, s = (4, 2, 1).
-    from test_saddle_theory import S, simulate
-    task, t, losses, _ = simulate(depth, width, 1e-4, n_seeds, S)
+@pytest.mark.parametrize("depth,width,init_scale,n_seeds", [(2, 8, 1e-4, 48), (3, 16, 1e-3, 8)])
+def test_simulated_deep_linear_nets(depth, width, init_scale, n_seeds):
+    # Same (cached) gradient-flow runs as tests/test_saddle_theory.py, s = (4, 2, 1).
+    from test_saddle_theory import S, horizon_for, simulate
+    task, t, losses, _ = simulate(depth, width, init_scale, n_seeds, S, horizon_for(depth, width, init_scale, n_seeds))
     expected = 0.5 * float(task.trace_yy) - 0.5 * np.concatenate([[0.0], np.cumsum(np.square(S))])
     for loss in losses:
         p = detect_plateaus(t, loss)

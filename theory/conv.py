@@ -32,7 +32,12 @@ import numpy as np
 
 
 def transfer_singular_values(beta_star) -> jnp.ndarray:
-    """s_α(ω) of B̂*(ω) for β*: (C_out, C_in, *spatial): shape (N, min(C_out, C_in)), descending."""
+    """s_α(ω) of B̂*(ω) for β*: (C_out, C_in, *spatial): shape (N, min(C_out, C_in)), descending.
+
+    B̂*(ω) = Σ_x β*[:, :, x] e^{−2πi ω·x/n}, the unnormalised DFT over positions: a circular
+    convolution is diagonal in frequency (convolution theorem), so the map y = β* ⊛ x acts as
+    the C_out × C_in matrix B̂*(ω) at each ω (module docstring; standard, no paper needed).
+    """
     beta_star = jnp.asarray(beta_star)
     if beta_star.ndim not in (3, 4):
         raise ValueError(f"beta_star of shape {beta_star.shape} is invalid; allowed: (C_out, C_in, *spatial), 1-D or 2-D")
@@ -45,7 +50,9 @@ def transfer_singular_values(beta_star) -> jnp.ndarray:
 def narrow_optimum_losses(beta_star, max_kernels: Optional[int] = None) -> jnp.ndarray:
     """L*_H = ½ Σ_ω Σ_{α>H} s_α(ω)² for H = 0, 1, …, max_kernels (default min(C_out, C_in)).
 
-    The loss of the best linear conv net with H full-size kernels (white inputs).
+    The loss of the best linear conv net with H full-size kernels (white inputs): Eckart-Young
+    at every frequency (derived here, module docstring); by Zhang, Saxe & Latham (arXiv
+    2512.20607, Sec. 5, the convolutional case) these are the plateau losses of a wide net.
     """
     s = transfer_singular_values(beta_star)
     r = s.shape[1]
@@ -58,7 +65,13 @@ def narrow_optimum_losses(beta_star, max_kernels: Optional[int] = None) -> jnp.n
 
 
 def escape_time_scale(s, *, n_positions: int, init_scale: float) -> np.ndarray:
-    """Leading-order escape time t_α ≈ ln(s_α/(Nσ²)) / (2 N s_α) of each mode (see module doc)."""
+    """Leading-order escape time t_α ≈ ln(s_α/(Nσ²)) / (2 N s_α) of each mode.
+
+    Derived here (module docstring): each frequency is a two-layer net run N times
+    faster, and Saxe et al. 2014 (arXiv 1312.6120, Eq. 9) give its escape time from
+    u0 ≈ Nσ². A horizon scale, not a verified prediction (the O(1) constant in u0 is
+    not derived).
+    """
     s = np.asarray(s, dtype=float)
     u0 = n_positions * init_scale**2
     if not (u0 > 0 and np.all(s > u0)):

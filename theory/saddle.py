@@ -25,37 +25,36 @@ a_k = W_1 v_k ∈ R^h and b_k = W_Lᵀ u_k ∈ R^h and the middle layers move:
 
       u0_eff,k = (σ²/2) · median(χ²_{h_k}),     h_k = h − k + 1.
 
-* depth L ≥ 3: the near-zero flow τ dθ/dt = ∇_θ s_k u_kᵀ W_L⋯W_1 v_k is
+* depth L ≥ 3: the near-zero flow τ dθ/dt = ∇_θ Σ_k s_k u_kᵀ W_L⋯W_1 v_k is
   homogeneous of degree L − 1, so with θ = σ√h θ̂ (θ̂ of order one) it is
-  scale free in T = t s_k σ^{L−2} h^{(L−2)/2}/τ: it blows up at a random T*
-  whose law depends on L and h only, with median C_L(h); the aligned
-  balanced solution of Saxe et al.
-  (τ da/dt = s a^{L−1}, u = a^L) blows up at t* = τ / ((L−2) s a0^{L−2}).
-  Matching the two blow-up times (both dynamics are aligned and balanced by
-  then, and the saturation s − u does not act yet) gives
+  scale free in T = t σ^{L−2} h^{(L−2)/2}/τ: mode k blows up at a random T_k
+  whose law depends on L, h and the ratios of s only (``theory.deep_escape``:
+  the modes share the middle layers, and each escape removes its hidden path
+  from the later modes, leaving h − k + 1 directions for mode k). The aligned
+  balanced solution of Saxe et al. (τ da/dt = s a^{L−1}, u = a^L) blows up at
+  t* = τ / ((L−2) s a0^{L−2}). Matching the two blow-up times (both dynamics
+  are aligned and balanced by then, and the saturation s − u does not act yet)
+  gives
 
-      a0_eff,k = σ √h_k · ((L − 2) C_L(h_k))^{−1/(L−2)},   u0_eff,k = a0_eff,k^L,
+      a0_eff,k = σ √h · ((L − 2) C_k)^{−1/(L−2)},   u0_eff,k = a0_eff,k^L,
 
-  with C_L(h) the median blow-up time of the scale-free problem
-  dã/dT = M_2ᵀ⋯ b̃, …, over ã, b̃ ~ N(0, I_h/h), M_l ~ N(0, 1/h) entries
-  (``escape_constant``). It has no closed form we know; it was computed once
-  by Monte Carlo (1000 inits per width for h ≤ 16, float64 Tsit5, see
-  ``escape_constant``), and is fitted as C_L(h) = c0 + c1/h + c2/h².
-  The distribution concentrates as h grows (relative spread ≈ 0.5/√h at
-  L = 3), so single runs at small width scatter by ~20% around the median.
-  The same h_k = h − k + 1 applies to later modes. Simulated later modes
-  come 2–5% after this prediction (h = 8 and 32, medians over 16–40 seeds):
-  the k − 1 learned modes took hidden directions favoured by the random
-  middle layers, not random ones (removing instead the top singular pairs
-  of M_2 in the scale-free problem overshoots by a similar amount at h = 8).
+  C_k = s_k · median_inits T_k (one mode: C_L(h), ``escape_constant``). C_k is
+  computed at call time by sampling the scale-free process (deterministic
+  seed; Monte-Carlo standard error ≈ 1% of C_k by default, reported by
+  ``theory.deep_escape.escape_statistics``); it has no closed form we know.
+  Later modes escape later than a fresh init on h − k + 1 directions would
+  (+1.5% for mode 2, +6% for mode 3 at L = 3, h = 8, s = (4, 2, 1)): the
+  escaped paths are the directions the random middle layers amplify most,
+  which the later modes had also been growing along.
 
 The transition time of mode k (mode half learned, u_k = s_k/2) is then the
 aligned time ``theory.linear.deep_mode_time(u0_eff,k, s_k/2, s=s_k, depth=L)``,
 the median over random inits. Leading order: depth 2,
 t_k = (τ/2s_k) ln(s_k/u0_eff,k − 1) ≈ (τ/s_k) ln(1/σ); depth L ≥ 3,
-t_k ≈ τ C_L(h_k) / (s_k σ^{L−2} h_k^{(L−2)/2}) ∝ σ^{−(L−2)}. Modes grow
+t_k ≈ τ C_k / (s_k σ^{L−2} h^{(L−2)/2}) ∝ σ^{−(L−2)}. Modes grow
 independently from t = 0 in the linear regime, so each time follows from its
-own u0_eff,k.
+own u0_eff,k (depth ≥ 3: until the earlier escapes, which the process of
+``theory.deep_escape`` includes).
 """
 from __future__ import annotations
 
@@ -66,17 +65,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
+from theory.deep_escape import escape_statistics, escape_times_from_init
 from theory.linear import deep_mode_strength, deep_mode_time
-
-# Median blow-up time C_L(h) of the scale-free escape problem (module docstring),
-# fitted as c0 + c1/h + c2/h² to Monte Carlo medians at h = 2..64; see escape_constant.
-_ESCAPE_FIT = {
-    3: (1.1574, 0.531, 0.0),
-    4: (0.5882, 0.5698, 0.0),
-    5: (0.3921, 0.3371, 0.8821),
-}
-_ESCAPE_H1 = {3: 1.85, 4: 1.48, 5: 1.60}
-
 
 def _sorted_s(s) -> jnp.ndarray:
     """s as a descending float array; values are checked when concrete (not under jit)."""
@@ -102,44 +92,27 @@ def plateau_losses(s, *, trace_yy):
     return 0.5 * jnp.asarray(trace_yy, s.dtype) - 0.5 * learned
 
 
-def escape_constant(depth: int, width: int) -> float:
-    """C_L(h): median blow-up time of the scale-free escape problem of depth L ≥ 3.
+def escape_constant(depth: int, width: int, *, n_samples: int | None = None, seed: int = 0) -> float:
+    """C_L(h): median blow-up time of the scale-free one-mode escape problem, depth L ≥ 3.
 
     The near-zero flow of one mode, rescaled (module docstring), is gradient
     ascent dθ̂/dT = ∇f on f = b̃ᵀ M_{L−1}⋯M_2 ã with ã, b̃ ~ N(0, I_h/h) and
     M_l having i.i.d. N(0, 1/h) entries; T* is the time f → ∞ and C_L(h) its
-    median over inits. No closed form is known to us, so it was computed by
-    Monte Carlo (float64 Tsit5 to ‖ã‖² = 10⁶, then the aligned remainder
-    1/((L−2) f^{(L−2)/L}); 1000 inits per h ≤ 16, 400 at h = 32, 200 at 64):
-
-        h        1     2      3      4      6      8      12     16     32     64
-        L = 3  1.85  1.424  1.335  1.281  1.245  1.227  1.208  1.187  1.171  1.167
-        L = 4  1.48  0.874  0.798  0.733  0.675  0.651  0.635  0.630  0.606  0.596
-        L = 5  1.60  0.758  0.609  0.528  0.480  0.450  0.424  0.414  0.402  0.401
-
-    (standard errors 0.5–1% for h ≥ 4, 2–6% at h = 2, 3; h = 1 is heavy-tailed
-and only indicative) and
-    fitted for h ≥ 2 by c0 + c1/h + c2/h²: L = 3: 1.1574 + 0.531/h;
-    L = 4: 0.5882 + 0.5698/h; L = 5: 0.3921 + 0.3371/h + 0.8821/h² (residuals
-    within 1–2 standard errors, except 3% at L = 5, h = 2). The spread of T*
-    shrinks like ≈ 0.5/√h (L = 3) to ≈ 1/√h (L = 5). Empirically
-    (L − 2)·C_L(∞) ≈ 1.16–1.18 for L = 3, 4, 5. ``tests/test_saddle_theory.py::
-    test_escape_constant_monte_carlo`` (slow) re-estimates it. Depth 3, 4, 5.
+    median over inits (our derivation). Computed at call time by integrating
+    that ODE from ``n_samples`` inits (``theory.deep_escape.escape_statistics``
+    with one mode; default 8192/h inits in [256, 2048], Monte-Carlo standard
+    error 0.5–1.4%, RK4 error ≈ 3e-4) and cached. It agrees with the fitted
+    table of earlier versions within its Monte-Carlo error (e.g. L = 3, h = 8:
+    1.22 vs 1.227). The spread of T* shrinks like ≈ 0.5/√h (L = 3) to
+    ≈ 1/√h (L = 5); (L − 2)·C_L(∞) ≈ 1.16–1.18 for L = 3, 4, 5. Any depth ≥ 3,
+    any width ≥ 1 (cost ∝ n h² L per step; seconds for h ≤ 32).
     """
     depth, width = int(depth), int(width)
-    if depth not in _ESCAPE_FIT:
-        raise ValueError(f"escape_constant is tabulated for depth in {sorted(_ESCAPE_FIT)}, got {depth}")
+    if depth < 3:
+        raise ValueError(f"escape_constant needs depth ≥ 3 (depth 2 has no finite-time escape; see effective_u0), got {depth}")
     if width < 1:
         raise ValueError(f"width must be ≥ 1, got {width}")
-    if width == 1:
-        return _ESCAPE_H1[depth]
-    c0, c1, c2 = _ESCAPE_FIT[depth]
-    return c0 + c1 / width + c2 / width**2
-
-
-def _chi2_median(k: int) -> float:
-    """Median of χ²_k (scipy's inverse χ² survival function; scipy ships with jax)."""
-    return float(scipy.special.chdtri(k, 0.5))
+    return float(escape_statistics((1.0,), depth=depth, width=width, n_samples=n_samples, seed=seed).constant[0])
 
 
 def _check(init_scale, depth, width):
@@ -151,36 +124,69 @@ def _check(init_scale, depth, width):
         raise ValueError(f"init_scale must be > 0, got {init_scale}")
 
 
-def _u0_coefficients(r: int, depth: int, width: int) -> np.ndarray:
-    """c_k with u0_eff,k = c_k σ^L (static in depth and width); 0 for modes beyond the width."""
+def _log_normal_z(quantile: float) -> float:
+    return float(scipy.special.ndtri(quantile))
+
+
+def _u0_coefficients(s: np.ndarray, depth: int, width: int, quantile: float = 0.5) -> np.ndarray:
+    """c_k with u0_eff,k = c_k σ^L (host numpy, s concrete); 0 for modes beyond the width.
+
+    quantile q: the u0 whose aligned transition time is the q-quantile over
+    inits of the escape time (q = ½: the median). Depth 2: χ² quantile 1 − q
+    (a smaller u0 escapes later). Depth ≥ 3: the empirical quantile of the
+    sampled C_k for q within [0.05, 0.95], beyond that the log-normal
+    extrapolation median·exp(z_q·std ln T_k) (for horizons, not predictions).
+    """
+    r = s.size
     out = np.zeros(r)
-    for k in range(min(r, width)):
-        h_k = width - k
-        if depth == 2:
-            out[k] = 0.5 * _chi2_median(h_k)
-        else:
-            out[k] = (math.sqrt(h_k) * ((depth - 2) * escape_constant(depth, h_k)) ** (-1.0 / (depth - 2))) ** depth
-    return out
+    if depth == 2:
+        for k in range(min(r, width)):
+            out[k] = 0.5 * float(scipy.special.chdtri(width - k, quantile))
+        return out
+    stats = escape_statistics(s, depth=depth, width=width)
+    if quantile == 0.5:
+        c = stats.constant
+    elif 0.05 <= quantile <= 0.95:
+        c = np.quantile(stats.samples, quantile, axis=0)
+    else:
+        c = stats.constant * np.exp(_log_normal_z(quantile) * stats.log_std)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a0 = math.sqrt(width) * ((depth - 2) * c) ** (-1.0 / (depth - 2))
+    return np.where(np.isfinite(c), a0**depth, 0.0)
 
 
-def effective_u0(s, *, init_scale, depth, width):
+def _coefficients(s, depth, width, quantile):
+    """_u0_coefficients for a concrete or traced s (traced: through jax.pure_callback)."""
+    if depth == 2 or not isinstance(s, jax.core.Tracer):
+        return jnp.asarray(_u0_coefficients(np.asarray(s), depth, width, quantile), s.dtype)
+    host = lambda v: _u0_coefficients(np.asarray(v), depth, width, quantile).astype(v.dtype)
+    return jax.pure_callback(host, jax.ShapeDtypeStruct(s.shape, s.dtype), s, vmap_method="sequential")
+
+
+def effective_u0(s, *, init_scale, depth, width, quantile=0.5):
     """Effective initial strength u0_eff,k of each mode (module docstring), shape (r,).
 
-    depth 2:   u0_eff,k = (σ²/2) · median(χ²_{h−k+1});
-    depth ≥ 3: u0_eff,k = [σ √(h−k+1) ((L−2) C_L(h−k+1))^{−1/(L−2)}]^L.
+    depth 2:   u0_eff,k = (σ²/2) · median(χ²_{h−k+1})   (u0 = ¼‖a_k + b_k‖², derived here);
+    depth ≥ 3: u0_eff,k = [σ √h ((L−2) C_k)^{−1/(L−2)}]^L, C_k = s_k median T_k of
+    the σ → 0 escape process (``theory.deep_escape``, derived here; computed at call
+    time, Monte-Carlo error ≈ 1% in C_k). ``quantile`` ≠ ½ gives the u0 of the
+    q-quantile escape time instead (see ``_u0_coefficients``).
     The aligned balanced solution started at u0_eff,k reaches u_k = s_k/2 at
     the median time a network from i.i.d. N(0, σ²) init does. Modes beyond the
     width (k > h) are never learned and get u0_eff = 0. Only the number of
-    modes r = len(s) matters here. depth, width: Python ints (static under
-    jit); init_scale may be traced.
+    modes r = len(s) and (depth ≥ 3) the ratios of s matter here. depth, width:
+    Python ints (static under jit); init_scale and s may be traced (s through a
+    host callback at depth ≥ 3).
     """
     _check(init_scale, depth, width)
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
     s = _sorted_s(s)
-    coef = jnp.asarray(_u0_coefficients(s.size, int(depth), int(width)), s.dtype)
+    coef = _coefficients(s, int(depth), int(width), float(quantile))
     return coef * jnp.asarray(init_scale, s.dtype) ** int(depth)
 
 
-def transition_times(s, *, init_scale, depth, width, tau=1.0, fraction=0.5):
+def transition_times(s, *, init_scale, depth, width, tau=1.0, fraction=0.5, quantile=0.5):
     """Median time at which mode k is half learned, u_k(t) = s_k/2, k = 1..r.
 
     Network: sizes (n_in, width, ..., width, n_out) with ``depth`` weight
@@ -189,9 +195,12 @@ def transition_times(s, *, init_scale, depth, width, tau=1.0, fraction=0.5):
 
         t_k = deep_mode_time(u0_eff,k, fraction·s_k, s=s_k, depth)
 
-    with u0_eff,k from ``effective_u0`` (derivation in the module docstring);
+    with u0_eff,k from ``effective_u0`` (our derivation, module docstring; the aligned
+    solution is Saxe et al. 2014, arXiv 1312.6120, Eq. 8 (depth 2) and Sec. 4 (depth L));
     in closed form t_k = (τ/2s_k) ln(s_k/u0_eff,k − 1) at depth 2 (fraction ½) and, to leading order,
-    t_k ≈ τ C_L(h_k)/(s_k σ^{L−2} h_k^{(L−2)/2}) at depth L ≥ 3, h_k = width − k + 1.
+    t_k ≈ τ C_k/(s_k σ^{L−2} h^{(L−2)/2}) at depth L ≥ 3 (C_1 = C_L(h), ``escape_constant``).
+    ``quantile`` q ≠ ½: the q-quantile over inits instead of the median (e.g. a
+    horizon by which every seed has escaped with high probability).
     n_in and n_out do not enter: only W_1 v_k and W_Lᵀ u_k move early on,
     and they are N(0, σ² I_h) whatever the input and output dimensions.
     Accurate for σ ≪ s^{1/L} and well separated s (ratios ≳ 2); the median over
@@ -207,7 +216,7 @@ def transition_times(s, *, init_scale, depth, width, tau=1.0, fraction=0.5):
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     s = _sorted_s(s)
-    u0 = effective_u0(s, init_scale=init_scale, depth=depth, width=width)
+    u0 = effective_u0(s, init_scale=init_scale, depth=depth, width=width, quantile=quantile)
     learnable = u0 > 0
     # modes beyond the width get a placeholder start below their target (result replaced by inf)
     t = deep_mode_time(jnp.where(learnable, u0, 0.5 * fraction * s), fraction * s, s=s, depth=int(depth), tau=tau)
@@ -220,7 +229,8 @@ def rank_staircase(t, s, *, trace_yy, init_scale, depth, width, tau=1.0):
     Each mode follows the aligned solution from its effective init,
     u_k(t) = deep_mode_strength(t, s_k, u0_eff,k, depth), and
     L(t) = ½ tr Σyy − Σ_k (s_k u_k − ½ u_k²); rank(t) counts modes past half
-    learned (u_k > s_k/2). Median-init prediction, as ``transition_times``.
+    learned (u_k > s_k/2). Median-init prediction, as ``transition_times`` (our
+    construction from the aligned solutions of Saxe et al. 2014, arXiv 1312.6120, Sec. 4).
     """
     s_j = _sorted_s(s)
     u0 = effective_u0(s_j, init_scale=init_scale, depth=depth, width=width)
@@ -254,3 +264,67 @@ def predict(s, *, init_scale, depth, width, trace_yy=None, tau=None, learning_ra
     n = int(np.sum(np.isfinite(times)))
     losses = np.asarray(plateau_losses(s, trace_yy=trace_yy))[: n + 1]
     return staircase(losses, times[:n], np.arange(n + 1), 0.75)
+
+
+def transition_time_spread(s, *, init_scale, depth, width, tau=1.0):
+    """Spread over inits of each mode's transition time: std of ln t_k, shape (r,) (host numpy).
+
+    Half the distance between the 84.1% and 15.9% quantiles of ln t_k (= the std for a
+    normal ln t), from ``transition_times(..., quantile=q)``: depth 2 through the χ²
+    law of u0_eff, depth ≥ 3 through the sampled escape process. The standard error
+    of the median of n seeds is then ≈ 1.2533 · spread / √n (normal ln t); this sets
+    how many seeds a comparison needs, before any training. inf beyond the width.
+    """
+    kw = dict(init_scale=init_scale, depth=depth, width=width, tau=tau)
+    lo, hi = (np.log(np.asarray(transition_times(s, quantile=q, **kw))) for q in (0.158655, 0.841345))
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(hi), 0.5 * (hi - lo), np.inf)
+
+
+def theory_relative_error(s, *, depth, width):
+    """Monte-Carlo standard error of ``transition_times`` relative to itself, shape (r,).
+
+    Depth 2: 0 (closed form). Depth ≥ 3: the standard error of C_k over C_k
+    (``theory.deep_escape.escape_statistics``), which t_k inherits to leading order
+    (t_k ∝ C_k on the plateau).
+    """
+    if int(depth) == 2:
+        return np.zeros(np.asarray(s).size)
+    st = escape_statistics(s, depth=int(depth), width=int(width))
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(st.constant), st.standard_error / st.constant, np.inf)
+
+
+def transition_times_from_init(weights, u, v, s, *, tau=1.0, fraction=0.5):
+    """Per-network transition times (u_k = fraction · s_k) predicted from each network's own init.
+
+    weights: [W_1 (n, h, n_in), …, W_L (n, n_out, h)] with a leading seed axis;
+    u (n_out, r), v (n_in, r), s (r,) descending: the teacher's SVD. Returns (n, r)
+    (host numpy). Depth 2: u0_k = ¼‖P_k(a_k + b_k)‖², a_k = W_1 v_k, b_k = W_2ᵀ u_k,
+    P_k removing the growing directions (a_j + b_j, themselves projected) of the
+    modes j < k (module docstring, derived here), then the aligned logistic.
+    Depth ≥ 3: the escape time t*_k of the σ → 0 process run from this init
+    (``theory.deep_escape.escape_times_from_init``) matched to the aligned solution,
+    a0 = (τ/((L−2) s_k t*_k))^{1/(L−2)}, u0 = a0^L, then ``deep_mode_time``.
+    The medians of these over inits are ``transition_times``; here the sampling
+    spread of the inits is gone, which makes few-seed comparisons sharp.
+    """
+    ws = [np.asarray(w, dtype=np.float64) for w in weights]
+    s = np.asarray(s, dtype=np.float64).ravel()
+    depth = len(ws)
+    if depth == 2:
+        u_, v_ = np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64)
+        g = np.einsum("nij,jr->nri", ws[0], v_) + np.einsum("nji,jr->nri", ws[1], u_)  # a_k + b_k
+        u0 = np.zeros(g.shape[:2])
+        for k in range(min(g.shape[1], g.shape[2])):  # modes beyond the width keep u0 = 0
+            for j in range(k):
+                q = g[:, j] / np.linalg.norm(g[:, j], axis=-1, keepdims=True)
+                g[:, k] -= np.sum(g[:, k] * q, axis=-1, keepdims=True) * q
+            u0[:, k] = 0.25 * np.sum(g[:, k] ** 2, axis=-1)
+    else:
+        t_star = escape_times_from_init(ws, u, v, s, tau=tau)
+        with np.errstate(divide="ignore"):
+            u0 = (tau / ((depth - 2) * s * t_star)) ** (depth / (depth - 2))
+    live = u0 > 0
+    t = np.asarray(deep_mode_time(np.where(live, u0, 1.0), fraction * s, s=s, depth=depth, tau=tau))
+    return np.where(live, t, np.inf)
