@@ -196,12 +196,45 @@ def predicted_escapes_for(cfg: Config, lam, params):
     return esc._replace(times=esc.times / t)
 
 
+def set_plateau_losses(cfg: Config, lam: np.ndarray, moments) -> np.ndarray:
+    """L(M_0), …, L(M_D) of a finite training set (paper normalisation): the set's own fixed points.
+
+    With the directions learned so far, S (largest λ first), Γ = Σ_{d∈S} γ_d e_d e_dᵀ and the set's
+    loss is yy − 2γᵀb + γᵀRγ (b_d = E_set[y_q z_dd], R_dd' = E_set[z_dd z_d'd'], paper 1/N units),
+    least at yy − b_Sᵀ R_S⁻¹ b_S. The population gives b = s, R = diag ρ, i.e.
+    ``separate_kq_plateau_losses``. The learned directions are the set's, tilted from e_d by O(1/√P):
+    a second-order, O(1/P), change of the plateau (our derivation)."""
+    d = lam.size
+    t = paper_scale(cfg, depth=3)[1] ** 1.5  # φ_sim = N φ_paper without the 1/N
+    idx = np.arange(d)
+    b = np.asarray(moments.phi_y)[d, idx, idx] / t
+    r = np.asarray(moments.phi_phi)[d][idx, idx][:, d][:, idx, idx] / t**2
+    yy = float(moments.yy)
+    out = [yy]
+    order = th.separate_kq_drop_order(lam)
+    for m in range(1, d + 1):
+        sel = order[:m]
+        out.append(yy - b[sel] @ np.linalg.solve(r[np.ix_(sel, sel)], b[sel]))
+    return np.asarray(out)
+
+
+def full_fit_loss(moments) -> float:
+    """The set's least loss over every feature φ_abc (paper normalisation, any Γ): a floor no network
+    on the set goes below. On a finite set odd moments are not zero, so the invariant manifold of the
+    paper's init breaks (e.g. the key's y column gets a gradient) and the net also fits features
+    outside Γ[D, :D, :D]; ``set_plateau_losses`` − this bounds what they can add."""
+    py = np.asarray(moments.phi_y).reshape(-1)
+    pp = np.asarray(moments.phi_phi).reshape(py.size, py.size)
+    return float(moments.yy) - float(py @ np.linalg.lstsq(pp, py, rcond=None)[0])  # same units both ways
+
+
 def simulate(cfg: Config, progress: bool = False) -> dict:
     lam, n = lam_of(cfg), cfg.n_context
     key = jax.random.key(cfg.seed)
     out = {"lam": lam}
     # Horizon from the rank-one init's predicted escapes (same key ⇒ same init as the rank-1 run).
     p1 = att.init_separate(key, dim=lam.size, n_heads=cfg.n_heads, rank=1, scale=init_scales(cfg))
+    moments = training_moments(cfg, lam)
     esc = predicted_escapes_for(cfg, lam, p1)
     t_end = cfg.horizon * float(esc.times[-1])
     if cfg.learning_rate > 0:  # GD: record at integer steps, t = 2 × step × rate
@@ -209,7 +242,9 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
     else:
         times = np.concatenate([[0.0], np.geomspace(1e-3 * t_end, t_end, cfg.n_points)])
     out.update(t=times, escape_times=esc.times, escape_heads=esc.heads, escape_dirs=esc.directions)
-    moments = training_moments(cfg, lam)
+    if cfg.train_size:
+        out["plateaus_set"] = set_plateau_losses(cfg, lam, moments)
+        out["full_fit_loss"] = full_fit_loss(moments)
     for rank in plotting.progress(cfg.ranks, progress, desc="ranks"):
         loss, diag, heads, _ = separate_flow(lam, n_context=n, n_heads=cfg.n_heads, rank=rank,
                                              init_scale=init_scales(cfg, rank), times=times, key=key, rtol=cfg.rtol,
@@ -244,6 +279,24 @@ def _plateau_rows(label, t, loss, expected):
     return rows
 
 
+def event_plateaus(t, loss, events):
+    """Plateau losses between the simulation's own drops: before the first drop, between each pair,
+    after the last (final loss). Each is read where the curve is flattest (min |d ln L/d ln t|) on the
+    middle half (in ln t) of its interval, so a short plateau that ``detect_plateaus`` merges is still read."""
+    lt, ll = np.log(np.maximum(t, t[t > 0].min())), np.log(loss)
+    slope = np.abs(np.gradient(ll, lt))
+    edges = np.concatenate([[t[t > 0].min()], events, [t[-1]]])
+    out = []
+    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        if k == len(edges) - 2:
+            out.append(loss[-1])
+            continue
+        la, lb = np.log(a), np.log(b)
+        inside = np.nonzero((lt >= la + 0.25 * (lb - la)) & (lt <= lb - 0.25 * (lb - la)))[0]
+        out.append(loss[inside[np.argmin(slope[inside])]] if inside.size else np.nan)
+    return np.asarray(out)
+
+
 def learned_events(diag, lam, n_context, t):
     """Drops seen in the simulation: (times, eigenspace indices), in time order.
 
@@ -261,21 +314,42 @@ def learned_events(diag, lam, n_context, t):
 
 
 def verify(arrays: dict, cfg: Config) -> list:
-    """Public numbers (rounding, abs 5e-5); rank-1 plateau count (exact) and losses (2%);
-    which direction each drop learns (exact); drop times vs the head-escape theory (5%:
-    leading order in the init, it drops the quadratic loss terms before each escape and
-    the drop width; measured 0.5-2.5% at a = 3e-3); converged loss (1%); merged-KQ
-    curve vs ``merged_kq_loss`` (abs 1e-7 = 1000 × the flow rtol × L(0): both exact);
-    rank R: plateaus only at L(M_0), L(M_R), … (count exact, losses 2%)."""
+    """Public numbers (rounding, abs 5e-5). Rank 1: drops seen = D (exact; ``learned_events``
+    counts learned components per eigenspace, so a white Λ, where heads learn arbitrary
+    directions of one eigenspace, is predicted as |G| drops in that eigenspace); plateau
+    losses read between the simulation's own drops vs L(M_k) (1%) or, on a training set, vs
+    the set's fixed points (0.5% + the off-manifold allowance, see the rows' comment); which
+    eigenspace each drop learns (exact); drop times vs the head-escape theory (5%: leading
+    order in the init, it drops the quadratic loss terms before each escape and the drop
+    width; measured 0.1-1% at a = 1e-3 and for linattn-icl's init in population, 0.2-5% for
+    white Λ where the heads of one eigenspace compete); converged loss (1%). On a training
+    set the drop times and the converged loss get no rows: odd moments of a finite set are
+    not zero, the invariant manifold of the init breaks (at the README's run the key's y
+    column gets 10% of the on-manifold gradient) and drops 2-3 come 10-16% early; the
+    head-escape theory does not model that. Merged-KQ curve vs ``merged_kq_loss`` (abs 1e-7 =
+    1000 × the flow rtol × L(0): both exact); rank R: plateaus only at L(M_0), L(M_R), …
+    (count exact, losses 2%)."""
     lam, n, t = arrays["lam"], cfg.n_context, arrays["t"]
     plateaus = th.separate_kq_plateau_losses(lam, n_context=n)
     rows = []
     if np.allclose(lam, np.arange(1, 5) / 10.0) and n == 31:
         for k, public in enumerate(PUBLIC_PLATEAUS):
             rows.append(row(f"public check: L(M_{k}) (arXiv 2501.16265, 4 d.p.)", public, plateaus[k], tol=5e-5, relative=False))
-    rows += _plateau_rows("rank 1", t, arrays["loss_r1"], plateaus)
-
     sim_t, sim_g = learned_events(arrays["diag_r1"] * paper_scale(cfg, depth=3)[0] ** 3, lam, n, t)
+    rows.append(row("rank 1: drops seen (components learned, Σ_d Γ_dd ρ_d/s_d)", lam.size, sim_t.size, tol=0, relative=False))
+    if sim_t.size == lam.size:
+        # Population: the exact fixed points L(M_k); 1%: a plateau is left while the next head's tail is
+        # still ≲ 1% of the drop ahead (the flattest point of a plateau a few drop widths long lies within
+        # the last percent of the fixed point). Training set: the set's own fixed points
+        # (``set_plateau_losses``: its L(M_0) = mean y_q² moves ~1% from tr Λ at P = 5000), 0.5% for the
+        # reading plus the most the off-manifold features can fit (``full_fit_loss``; 1.5% at P = 5000).
+        expected = arrays.get("plateaus_set", plateaus)
+        tol = 0.01
+        if "plateaus_set" in arrays:
+            tol = 0.005 + (expected[-1] - float(arrays["full_fit_loss"])) / float(arrays["full_fit_loss"])
+        which = "the training set's fixed point" if "plateaus_set" in arrays else "L(M_k)"
+        for k, (th_k, sim_k) in enumerate(zip(expected, event_plateaus(t, arrays["loss_r1"], sim_t))):
+            rows.append(row(f"rank 1: plateau {k} loss vs {which}", th_k, sim_k, tol=tol))
     groups = eigen_groups(lam)
     group_of = {d: gi for gi, g in enumerate(groups) for d in g}
     name = lambda gi: f"direction {groups[gi][0]}" if len(groups[gi]) == 1 else f"eigenspace {groups[gi]}"
@@ -284,10 +358,12 @@ def verify(arrays: dict, cfg: Config) -> list:
         got = sim_g[m] if m < len(sim_g) else -1
         rows.append(row(f"rank 1: drop {m + 1} learns {name(g)} (first index)", groups[g][0],
                         groups[got][0] if got >= 0 else -1, tol=0, relative=False))
-        t_sim = sim_t[m] if m < len(sim_t) and got == g else np.inf
-        rows.append(row(f"rank 1: drop {m + 1} time ({name(g)}: one more component half learned)", tm, t_sim, tol=0.05))
+        if cfg.train_size == 0:  # a finite set breaks the invariant manifold: times not predicted (docstring)
+            t_sim = sim_t[m] if m < len(sim_t) and got == g else np.inf
+            rows.append(row(f"rank 1: drop {m + 1} time ({name(g)}: one more component half learned)", tm, t_sim, tol=0.05))
     conv = th.converged_loss(lam, n_context=n)
-    rows.append(row("rank 1: converged loss L(M_D)", conv, arrays["loss_r1"][-1], tol=0.01))
+    if cfg.train_size == 0:
+        rows.append(row("rank 1: converged loss L(M_D)", conv, arrays["loss_r1"][-1], tol=0.01))
 
     rows.append(worst_point_row("merged KQ: max |loss − merged_kq_loss|",
                                 arrays["theory_merged"], arrays["loss_merged"], tol=1e-7, relative=False))

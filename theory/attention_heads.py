@@ -42,7 +42,10 @@ from theory.attention_icl import mode_moments
 
 
 def eigen_groups(lam, rtol: float = 1e-9) -> list:
-    """Indices of ``lam`` grouped by equal eigenvalue (|λ_a − λ_b| ≤ rtol·max λ), in input order."""
+    """Indices of ``lam`` grouped by equal eigenvalue (|λ_a − λ_b| ≤ rtol·max λ), in input order.
+
+    A degenerate eigenspace of Λ has no preferred axes: heads learn arbitrary directions in it
+    (module docstring; our derivation)."""
     lam = np.asarray(lam, dtype=float)
     groups = []
     for d in range(lam.size):
@@ -74,6 +77,9 @@ class HeadEscapes(NamedTuple):
 def separate_kq_head_escapes(lam, *, n_context: int, v0, k0, q0, tau: float = 1.0,
                              noise_std: float = 0.0, rtol: float = 1e-9) -> HeadEscapes:
     """Predicted switch-on order and times of rank-one separate-KQ heads from their init.
+
+    Our derivation (module docstring) from the reduction of arXiv 2501.16265 (Zhang, Singh,
+    Latham & Saxe 2025) near the origin; heads as saddle-to-saddle units, arXiv 2512.20607.
 
     Args:
       lam: (D,) eigenvalues of Λ (diagonal Λ, directions = coordinates).

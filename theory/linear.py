@@ -90,13 +90,19 @@ def deep_mode_strength(t, *, s, u0, depth, tau=1.0, n_bisect=200):
 
 
 def deep_mode_time(u0, uf, *, s, depth, tau=1.0):
-    """Time for a balanced depth-N mode to go from u0 to uf (closed form, see deep_mode_strength)."""
+    """Time for a balanced depth-N mode to go from u0 to uf (closed form, see deep_mode_strength).
+
+    Integrates τ du/dt = N u^{2−2/N}(s − u) (Saxe, McClelland & Ganguli 2014, arXiv 1312.6120,
+    Sec. 4 and its depth-N mode equation; the antiderivative is our derivation)."""
     u0, uf, s = (jnp.asarray(a, dtype=jnp.result_type(float)) for a in (u0, uf, s))
     return tau * (_deep_antiderivative(uf ** (1.0 / depth), s, depth) - _deep_antiderivative(u0 ** (1.0 / depth), s, depth))
 
 
 def linear_loss_at_modes(u, *, s, trace_yy, lam_x=1.0):
     """Loss of an aligned network with mode strengths u: ½ tr Σyy − Σ_α (s_α u_α − ½ λ_α u_α²).
+
+    The DESIGN ½-loss written in the SVD modes of Σyx (Saxe et al. 2014, arXiv 1312.6120, Sec. 2:
+    aligned weights decouple the loss mode by mode; λ_α = input variance of mode α).
 
     u, s, lam_x broadcast over the last axis (modes).
     """
