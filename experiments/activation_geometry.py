@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -47,7 +48,7 @@ import optax
 
 import dynamics
 from experiments import plotting
-from experiments.common import POSITIVE, POSITIVE_INT, check, check_fields, field, row
+from experiments.common import POSITIVE, POSITIVE_INT, bound_row, check, check_fields, field, row
 from models import relu
 
 NAME = "activation-geometry"
@@ -136,25 +137,41 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
     return out
 
 
+SIGN_TEST_LEVEL = 0.05  # one-sided paired sign test, level fixed before any run
+
+
+def sign_test_min_wins(n: int, level: float = SIGN_TEST_LEVEL) -> int:
+    """Fewest of n paired comparisons that must go one way for a one-sided sign test at ``level``:
+    the least k with P(Binomial(n, ½) ≥ k) ≤ level (k = n + 1 if none: n too small to decide)."""
+    tail = 0.0
+    for k in range(n, -1, -1):
+        tail += math.comb(n, k) / 2.0**n
+        if tail > level:
+            return k + 1
+    return 0
+
+
 def verify(arrays: dict, cfg: Config) -> list:
     """Both nets fit the task (final loss ≤ 1e-6 of the initial ½E y² = ½). Paired
-    sign tests over seeds (same init, only σ differs). Target alignment tanh > ReLU in
-    every seed: if σ did not matter each comparison would go either way with
-    probability ½, so all n agreeing has chance 2^−n (0.4% at n = 8, 1.6% at the smoke
-    n = 6). Input alignment ReLU > tanh in all seeds but at most one: chance
-    (n + 1)/2^n (3.5% at n = 8); one exception is allowed because the input-alignment
-    gap is smaller (≈ 0.06 vs ≈ 0.15 for the target) and one seed of 8 came within
-    0.004 the other way (``--set seed=2``)."""
+    sign tests over seeds (same init, only σ differs): if σ did not matter each seed's
+    comparison would go either way with probability ½, so a direction is claimed when
+    at least ``sign_test_min_wins(n)`` of the n seeds agree, the one-sided sign test at
+    level 5% (decided from n before training: 6 of 6 for the smoke, 7 of 8 by default,
+    chance 1.6% and 3.5% under the null). Target alignment tanh > ReLU; input alignment
+    ReLU > tanh (its gap is smaller, ≈ 0.06 vs ≈ 0.15, so a seed may go the other way
+    where the test allows one)."""
     rows = []
     for act in ACTS:
         rows.append(row(f"{act}: final loss (worst seed) / (½ E y²)", 0.0, float(np.max(arrays[f"loss_{act}"][:, -1])) / 0.5,
                         tol=1e-6, relative=False))
     tanh_t, relu_t = arrays["align_target_tanh"][:, -1], arrays["align_target_relu"][:, -1]
     tanh_i, relu_i = arrays["align_input_tanh"][:, -1], arrays["align_input_relu"][:, -1]
-    rows.append(row("fraction of seeds with final target alignment tanh > ReLU (paired)", 1.0, float(np.mean(tanh_t > relu_t)), tol=0, relative=False))
     n = len(relu_i)
-    rows.append(row("fraction of seeds with final input alignment ReLU > tanh (paired)", 1.0, float(np.mean(relu_i > tanh_i)),
-                    tol=1.0 / n + 1e-12, relative=False))
+    need = sign_test_min_wins(n)
+    rows.append(bound_row(f"seeds with final target alignment tanh > ReLU (paired; sign test at 5%: ≥ {need} of {n})",
+                          int(np.sum(tanh_t > relu_t)), at_least=need))
+    rows.append(bound_row(f"seeds with final input alignment ReLU > tanh (paired; sign test at 5%: ≥ {need} of {n})",
+                          int(np.sum(relu_i > tanh_i)), at_least=need))
     return rows
 
 

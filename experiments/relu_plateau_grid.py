@@ -31,9 +31,12 @@ time is t₁ = ln(1/σ)/λ + O(1). GD with step η multiplies ‖u‖ by 1 + η�
 i.e. rate λ_η = ln(1 + ηλ)/η (``theory.relu.gd_rate``, exact for the linearised map; 21%
 below λ for K = 2 at η = 0.2, so the comparison must use it). Verified: the
 slope of the median t₁ against ln(1/σ) over σ ≤ ``fit_max_scale`` equals 1/λ_η
-within 10% (the O(1) term — alignment of û, the nonlinear drop — is
-σ-independent to leading order; its σ-dependence enters at O(σ²) and via which
-unit leads; measured error 0.05-0.8%).
+within ``slope_tolerance`` (the O(1) term — alignment of û, the nonlinear drop — is
+σ-independent to leading order, each seed's directions being the same at every σ;
+its σ-dependence enters at O(σ²) ≤ 4e-4; what is left is reading t₁ off the
+recorded grid: half a log-step h of the grid in ln t at each end of the fit range,
+slope error ≤ h t₁(σ_min) / (Δ ln(1/σ) / λ_η) — 6-7% for the default run, 13% for
+the smoke; measured 0.05-0.8%).
 
 Prediction 3 (large σ). At σ = 0.1 the first escape, ln(1/σ)/λ ≈ 1 (K = 2),
 is over before any plateau forms: the init-induced saddle at f = 0 is gone, so
@@ -198,11 +201,22 @@ def escape_slope(cfg: Config, escape: np.ndarray) -> float:
     return float(np.polyfit(np.log(1 / scales[keep]), np.median(escape[:, keep], axis=0), 1)[0])
 
 
+def slope_tolerance(cfg: Config, K: int) -> float:
+    """Relative error of the fitted slope from reading t₁ on the recorded grid (module docstring):
+    an error of half a log-step h (in ln t) of t₁ at each end of the fit range, i.e.
+    h · t₁(σ_min) / ((ln(1/σ_min) − ln(1/σ_max)) / λ_η) with t₁(σ_min) = ln(1/σ_min)/λ_η."""
+    scales = np.asarray(cfg.init_scales)
+    fit = scales[scales <= cfg.fit_max_scale]
+    h = np.log(cfg.n_steps[list(cfg.n_kinks).index(K)]) / (cfg.n_points - 1)  # log_steps' ln-spacing
+    span = np.log(fit.max() / fit.min())
+    return h * np.log(1.0 / fit.min()) / span
+
+
 def verify(arrays: dict, cfg: Config) -> list:
     """Per target K: plateau count at the smallest σ = K + 1 (worst seed, exact);
-    slope of t₁ vs ln(1/σ) vs 1/λ_η (10%: the σ-independent O(1) part drops out of
-    the slope; the rest — the leading unit's alignment and which unit leads vary
-    with the seed — is measured at 1-2%); plateau count at the largest σ ≤ K
+    slope of t₁ vs ln(1/σ) vs 1/λ_η (``slope_tolerance``: the σ-independent O(1) part
+    drops out of the slope; what is left is the grid reading of t₁, bounded from the
+    recording grid; measured 0.05-0.8%); plateau count at the largest σ ≤ K
     (one-sided: fails only when the count reaches K + 1)."""
     rows = []
     for K in cfg.n_kinks:
@@ -213,9 +227,11 @@ def verify(arrays: dict, cfg: Config) -> list:
         rows.append(row(f"K={K}: plateau count at σ={cfg.init_scales[0]:g} (worst seed)", K + 1, worst, tol=0, relative=False))
         lam_eta = float(gd_rate(float(arrays[f"lambda_{K}"]), cfg.learning_rate))
         if np.all(np.isfinite(table["escape"][:, np.asarray(cfg.init_scales) <= cfg.fit_max_scale])):
-            rows.append(row(f"K={K}: slope dt₁/d ln(1/σ) vs 1/λ_η (τ units)", 1 / lam_eta, escape_slope(cfg, table["escape"]), tol=0.10))
+            rows.append(row(f"K={K}: slope dt₁/d ln(1/σ) vs 1/λ_η (τ units)", 1 / lam_eta, escape_slope(cfg, table["escape"]),
+                            tol=slope_tolerance(cfg, K)))
         else:
-            rows.append(row(f"K={K}: slope dt₁/d ln(1/σ) vs 1/λ_η (τ units; a run had no transition)", 1 / lam_eta, np.nan, tol=0.10))
+            rows.append(row(f"K={K}: slope dt₁/d ln(1/σ) vs 1/λ_η (τ units; a run had no transition)", 1 / lam_eta, np.nan,
+                            tol=slope_tolerance(cfg, K)))
         large = int(np.median(count[:, -1]))
         rows.append(bound_row(f"K={K}: plateau count at σ={cfg.init_scales[-1]:g} (median over seeds) ≤ K", large, at_most=K))
         rows.append(row(f"K={K}: fraction of seeds with the init plateau at L₀, σ={cfg.init_scales[-1]:g}",

@@ -122,8 +122,12 @@ class ICLMoments(NamedTuple):
     phi_phi: jax.Array
 
 
-def population_moments(lam, *, n_context: int, noise_std: float = 0.0, dtype=None) -> ICLMoments:
+def population_moments(lam, *, n_context: int, noise_std: float = 0.0, dtype=None,
+                       divide_by_n: bool = True) -> ICLMoments:
     """Exact E[y_q²], E[φ y_q], E[φφᵀ] for φ = (ZᵀZ) ⊗ x_q / N (memory O(D⁶); numpy, then jax arrays).
+
+    ``divide_by_n=False``: the moments of φ without the 1/N (linattn-icl's
+    attention has none), i.e. phi_y × N and phi_phi × N².
 
     Derivation (S = S_c + S_q, context sum S_c = Σₙ z̃ₙz̃ₙᵀ, query part
     S_q = B x_q x_qᵀ Bᵀ with B = [I_D; 0]; x_q is independent of (w, context)):
@@ -168,7 +172,8 @@ def population_moments(lam, *, n_context: int, noise_std: float = 0.0, dtype=Non
     )
     phi_y = np.einsum("kab,ck->abc", f, lam_m)
     as_j = lambda a: jnp.asarray(a, dtype)
-    return ICLMoments(as_j(tr + s2), as_j(phi_y), as_j(m2 / n**2))
+    scale = 1.0 if divide_by_n else float(n)
+    return ICLMoments(as_j(tr + s2), as_j(scale * phi_y), as_j(scale**2 * m2 / n**2))
 
 
 def cubic_feature_moments(lam, *, n_context: int, noise_std: float = 0.0, dtype=None):
@@ -188,3 +193,61 @@ def cubic_feature_moments(lam, *, n_context: int, noise_std: float = 0.0, dtype=
     a = np.diag((n + 1) / n * lam_np**2 + (lam_np.sum() + noise_std**2) / n * lam_np)
     as_j = lambda x: jnp.asarray(x, dtype)
     return as_j(np.einsum("ac,bd->abcd", a, lam_m)), as_j(lam_m @ lam_m), as_j(lam_np.sum() + noise_std**2)
+
+
+def training_set(key: jax.Array, *, lam, n_context: int, size: int, centre: bool = True,
+                 noise_std: float = 0.0, dtype=None):
+    """A fixed training set of ``size`` sequences drawn as in linattn-icl's ``data.py`` (arXiv 2501.16265 code).
+
+    Returns ``(tokens, targets)`` like ``sample``. With ``centre`` (their data
+    pipeline) the draws are normalised over the set before y is formed:
+      x ← x − mean over sequences (separately per token position and coordinate),
+      w ← (w − w̄) C^{−1/2},  C = the unbiased sample covariance of w over the set
+    (``torch.cov``; C^{−1/2} symmetric, from its eigendecomposition), so the
+    task vectors of the set have mean 0 and covariance exactly I_D; then
+    yₙ = wᵀxₙ (+ ε). Their Λ is rotated by a random orthogonal matrix; the set's
+    distribution is equivariant under that rotation, so Λ stays diagonal here.
+    Needs size ≥ D + 2 (C invertible).
+    """
+    lam_np, n = _check(lam, n_context, noise_std)
+    if int(size) != size or size < lam_np.size + 2:
+        raise ValueError(f"size must be an integer ≥ D + 2 = {lam_np.size + 2}, got {size!r}")
+    dtype = jnp.dtype(dtype or jnp.result_type(float))
+    return _training_set(key, jnp.sqrt(jnp.asarray(lam_np, dtype)), jnp.asarray(noise_std, dtype), n=n,
+                         size=int(size), centre=bool(centre))
+
+
+@functools.partial(jax.jit, static_argnames=("n", "size", "centre"))
+def _training_set(key, sqrt_lam, noise_std, *, n, size, centre):
+    d, dtype = sqrt_lam.shape[0], sqrt_lam.dtype
+    k_w, k_x, k_e = jax.random.split(key, 3)
+    w = jax.random.normal(k_w, (size, d), dtype)
+    x = jax.random.normal(k_x, (size, n + 1, d), dtype) * sqrt_lam
+    if centre:
+        x = x - x.mean(axis=0, keepdims=True)
+        w = w - w.mean(axis=0, keepdims=True)
+        evals, evecs = jnp.linalg.eigh(w.T @ w / (size - 1))
+        w = w @ (evecs / jnp.sqrt(evals)) @ evecs.T
+    y = jnp.einsum("bnd,bd->bn", x, w) + noise_std * jax.random.normal(k_e, (size, n + 1), dtype)
+    tokens = jnp.concatenate([x, y[..., None]], axis=-1).at[:, n, d].set(0.0)
+    return tokens, y[:, n]
+
+
+def empirical_moments(tokens: jax.Array, targets: jax.Array, *, divide_by_n: bool = True) -> ICLMoments:
+    """``ICLMoments`` of a finite set: the sample means of y_q², φ y_q and φ ⊗ φ.
+
+    tokens: (P, N+1, D+1), targets: (P,). φ = S ⊗ x_q / N as in
+    ``population_moments`` (without the /N when ``divide_by_n`` is false). The
+    loss is quadratic in Γ, so ``models.attention.population_loss(params,
+    empirical_moments(tokens, targets))`` equals the sample loss
+    ½ mean (y_q − ŷ)² exactly: GD on it is full-batch GD on the training set at
+    a cost independent of P (linattn-icl trains full-batch).
+    """
+    p, n1, d1 = tokens.shape
+    n = n1 - 1
+    s = jnp.einsum("bni,bnj->bij", tokens, tokens)
+    phi = jnp.einsum("bij,bk->bijk", s, tokens[:, n, :-1]) / (n if divide_by_n else 1)
+    flat = phi.reshape(p, -1)
+    shape = (d1, d1, d1 - 1)
+    return ICLMoments(jnp.mean(targets**2), jnp.einsum("bi,b->i", flat, targets).reshape(shape) / p,
+                      (flat.T @ flat / p).reshape(shape + shape))

@@ -51,3 +51,15 @@ def test_smoke_run_passes(tmp_path):
     result = run_experiment(ag, ag.smoke(), tmp_path / "run")
     assert all(r["passed"] for r in result.rows)
     assert {"rsm.png", "alignment.png"} <= {p.name for p in (tmp_path / "run").iterdir()}
+
+
+def test_sign_test_threshold_is_the_binomial_tail_at_five_percent():
+    from scipy.stats import binom
+
+    from experiments.activation_geometry import sign_test_min_wins
+
+    for n in range(1, 25):
+        k = sign_test_min_wins(n)
+        assert k == n + 1 or binom.sf(k - 1, n, 0.5) <= 0.05  # P(≥ k) within the level
+        assert binom.sf(k - 2, n, 0.5) > 0.05  # and k − 1 would not be
+    assert (sign_test_min_wins(6), sign_test_min_wins(8)) == (6, 7)

@@ -22,7 +22,12 @@ direction d: the loss drops by one plateau. A rank-one head cannot take a
 second direction (its off-diagonal Γ_ab = v k_a q_b would cost A_a λ_b Γ_ab²),
 and a learned direction has zero residual gradient, so both leave the race; the
 other heads keep their (T, v) and go on with the remaining directions. Repeating
-gives the head order, the direction order and the drop times. Leading order in
+gives the head order, the direction order and the drop times. Equal eigenvalues
+(e.g. white Λ): the eigenspace has no preferred axes, the escaping head learns its
+own direction u ∝ P c (P: projector on the still-unlearned part of the eigenspace),
+and the other heads go on with c, e projected on u's complement; c_d² above then
+reads |P c|² summed over the eigenspace (our derivation; the same ODE, since
+Σ_d c_d² e^{2sT} only depends on |P c|² when the s_d are equal). Leading order in
 the init scale: it neglects the quadratic loss terms before each escape and the
 finite width of each drop.
 """
@@ -36,12 +41,32 @@ from scipy.integrate import solve_ivp
 from theory.attention_icl import mode_moments
 
 
+def eigen_groups(lam, rtol: float = 1e-9) -> list:
+    """Indices of ``lam`` grouped by equal eigenvalue (|λ_a − λ_b| ≤ rtol·max λ), in input order.
+
+    A degenerate eigenspace of Λ has no preferred axes: heads learn arbitrary directions in it
+    (module docstring; our derivation)."""
+    lam = np.asarray(lam, dtype=float)
+    groups = []
+    for d in range(lam.size):
+        for g in groups:
+            if abs(lam[g[0]] - lam[d]) <= rtol * np.max(np.abs(lam)):
+                g.append(d)
+                break
+        else:
+            groups.append([d])
+    return groups
+
+
 class HeadEscapes(NamedTuple):
     """Escapes in time order (one per eigen-direction, at most H).
 
     times: (M,) time at which head ``heads[m]`` has learned half of direction ``directions[m]``.
     heads: (M,) index of the head that switches on at drop m.
-    directions: (M,) index (into ``lam``) of the eigen-direction it learns.
+    directions: (M,) index (into ``lam``) of the eigen-direction it learns. Within a
+      degenerate eigenspace (equal λ, ``eigen_groups``) the learned direction is the
+      head's own k + q, not a coordinate; the group's indices are then reported in
+      input order, one per drop (only the eigenspace is determined).
     """
 
     times: np.ndarray
@@ -52,6 +77,9 @@ class HeadEscapes(NamedTuple):
 def separate_kq_head_escapes(lam, *, n_context: int, v0, k0, q0, tau: float = 1.0,
                              noise_std: float = 0.0, rtol: float = 1e-9) -> HeadEscapes:
     """Predicted switch-on order and times of rank-one separate-KQ heads from their init.
+
+    Our derivation (module docstring) from the reduction of arXiv 2501.16265 (Zhang, Singh,
+    Latham & Saxe 2025) near the origin; heads as saddle-to-saddle units, arXiv 2512.20607.
 
     Args:
       lam: (D,) eigenvalues of Λ (diagonal Λ, directions = coordinates).
@@ -70,26 +98,35 @@ def separate_kq_head_escapes(lam, *, n_context: int, v0, k0, q0, tau: float = 1.
     if tau <= 0:
         raise ValueError(f"tau must be > 0, got {tau}")
     s, rho = mode_moments(lam, n_context=n_context, noise_std=noise_std)
-    c2, e2 = (k0 + q0) ** 2 / 4.0, (k0 - q0) ** 2 / 4.0
-    target = s / (2.0 * rho)
+    groups = eigen_groups(lam)
+    c, e = (k0 + q0) / 2.0, (k0 - q0) / 2.0
+    # Unlearned part of each eigenspace: an orthonormal basis (columns) in the group's coordinates.
+    basis = [np.eye(len(g)) for g in groups]
+    slots = [list(g) for g in groups]  # coordinates reported for the group's successive drops
 
-    heads_left, dirs_left = list(range(n_heads)), list(range(d))
+    def projected(v, gi):  # (H,) |P_g v_h|² over the unlearned part of group gi
+        return np.sum((v[:, groups[gi]] @ basis[gi]) ** 2, axis=1)
+
+    heads_left = list(range(n_heads))
     t_now, big_t, vel = 0.0, np.zeros(n_heads), v0.copy()
     times, heads, directions = [], [], []
-    while heads_left and dirs_left:
-        hs, ds = np.array(heads_left), np.array(dirs_left)
-        sd, c2h, e2h = s[ds], c2[np.ix_(hs, ds)], e2[np.ix_(hs, ds)]
+    while heads_left and any(slots):
+        hs, gs = np.array(heads_left), np.array([g for g in range(len(groups)) if slots[g]])
+        sd = s[[groups[g][0] for g in gs]]
+        target = (s / (2.0 * rho))[[groups[g][0] for g in gs]]
+        c2h = np.stack([projected(c, g)[hs] for g in gs], axis=1)
+        e2h = np.stack([projected(e, g)[hs] for g in gs], axis=1)
 
-        def kq(big_t_h):  # (h, d) k_d q_d of each live head along each live direction
+        def kq(big_t_h):  # (h, g) k·q of each live head within each live eigenspace
             return c2h * np.exp(2 * sd * big_t_h[:, None]) - e2h * np.exp(-2 * sd * big_t_h[:, None])
 
         def field(_, y):
             bt, v = y[: hs.size], y[hs.size:]
             return np.concatenate([v, kq(bt) @ sd])
 
-        def progress(_, y):  # > 0 once some head has learned half of some direction
+        def progress(_, y):  # > 0 once some head has learned half of one direction
             bt, v = y[: hs.size], y[hs.size:]
-            return float(np.max(v[:, None] * kq(bt) / target[ds])) - 1.0
+            return float(np.max(v[:, None] * kq(bt) / target)) - 1.0
 
         progress.terminal, progress.direction = True, 1
         y0 = np.concatenate([big_t[hs], vel[hs]])
@@ -101,13 +138,18 @@ def separate_kq_head_escapes(lam, *, n_context: int, v0, k0, q0, tau: float = 1.
         y = sol.y_events[0][0]
         t_now = float(sol.t_events[0][0])
         big_t[hs], vel[hs] = y[: hs.size], y[hs.size:]
-        frac = y[hs.size:, None] * kq(y[: hs.size]) / target[ds]
+        frac = y[hs.size:, None] * kq(y[: hs.size]) / target
         i, j = np.unravel_index(np.argmax(frac), frac.shape)
+        h, g = int(hs[i]), int(gs[j])
+        # The head learns u ∝ P_g c_h (its e-part has decayed); the others go on in u's complement.
+        u = basis[g].T @ c[h, groups[g]]
+        u = basis[g] @ (u / np.linalg.norm(u))
+        rest = np.linalg.svd(basis[g] - np.outer(u, u @ basis[g]))[0][:, : basis[g].shape[1] - 1]
+        basis[g] = rest
         times.append(t_now * tau)
-        heads.append(int(hs[i]))
-        directions.append(int(ds[j]))
-        heads_left.remove(int(hs[i]))
-        dirs_left.remove(int(ds[j]))
+        heads.append(h)
+        directions.append(slots[g].pop(0))
+        heads_left.remove(h)
     return HeadEscapes(np.asarray(times), np.asarray(heads, dtype=int), np.asarray(directions, dtype=int))
 
 

@@ -117,7 +117,11 @@ def separate_kq_drop_times(lam, *, n_context: int, w_init: float, tau: float = 1
 
 
 def separate_kq_leading_drop_times(lam, *, w_init: float, tau: float = 1.0) -> np.ndarray:
-    """Leading-order drop times τ/(λ_d² w_init^{1/3}) in learning order (w_init = u0 = a0³)."""
+    """Leading-order drop times τ/(λ_d² w_init^{1/3}) in learning order (w_init = u0 = a0³).
+
+    The small-u0 limit of ``separate_kq_drop_times``: the depth-3 mode ODE
+    τ du/dt = 3u^{4/3} s_d without its ρ term blows up at t = τ/(s_d u0^{1/3}) (our derivation
+    from the reduction of arXiv 2501.16265 to a sum of three-layer linear networks)."""
     lam = _lam(lam)[separate_kq_drop_order(lam)]
     return tau / (lam**2 * w_init ** (1.0 / 3.0))
 

@@ -127,6 +127,8 @@ def q_factor(t, *, sigma_yx, q0, lam, tau=1.0):
 
     Equals the network's [W1ᵀ; W2](t) up to an orthogonal rotation of the hidden
     units, Q(t) R(t), so it stays λ-balanced: Q(t)ᵀ J Q(t) = λ I, J = diag(−I_in, I_out).
+    Q(t) = e^{Ft/τ} Q0 B^{−1/2} with B as in the module docstring (Braun et al., NeurIPS 2022;
+    Dominé et al. 2025, arXiv 2409.14623; the factor form is our derivation: QQᵀ = ``qqt``).
     Arguments and conventions as in ``qqt``.
     """
     sigma_yx, q0, n_in = _check_shapes(sigma_yx, q0, tau)
@@ -169,7 +171,9 @@ def driving_matrix(sigma_yx, *, lam):
     """F = [[−(λ/2) I_in, Σyxᵀ], [Σyx, (λ/2) I_out]]: (in+out, in+out), symmetric.
 
     Its eigenvalues are ±√(s_α² + λ²/4) per singular value s_α of Σyx, and −λ/2
-    (in − r times), +λ/2 (out − r times) on the null spaces.
+    (in − r times), +λ/2 (out − r times) on the null spaces. The F of the Riccati equation
+    τ dQQᵀ/dt = F QQᵀ + QQᵀ F − (QQᵀ)² (Braun et al., NeurIPS 2022; Dominé et al. 2025,
+    arXiv 2409.14623; derived in the module docstring).
     """
     sigma_yx = jnp.asarray(sigma_yx)
     n_out, n_in = sigma_yx.shape
@@ -193,5 +197,7 @@ def _check_balance(q0, n_in, lam):
 
 
 def network_map(qqt_t, n_in):
-    """The network map W2W1 (out, in): the lower-left block of QQᵀ; qqt_t: (..., in+out, in+out)."""
+    """The network map W2W1 (out, in): the lower-left block of QQᵀ; qqt_t: (..., in+out, in+out).
+
+    QQᵀ = [[W1ᵀW1, W1ᵀW2ᵀ], [W2W1, W2W2ᵀ]] for Q = [W1ᵀ; W2] (module docstring; Braun et al. 2022)."""
     return qqt_t[..., n_in:, :n_in]

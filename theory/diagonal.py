@@ -188,14 +188,16 @@ def _algorithm_1(x, y, tol, max_jumps):
 
 
 def n_jumps(times) -> jax.Array:
-    """Number of jumps of a SaddlePath: finite entries of ``times`` after times[0] = 0."""
+    """Number of jumps of a SaddlePath: finite entries of ``times`` after times[0] = 0
+    (the jump times of Pesme & Flammarion 2023, arXiv 2304.00488, Algorithm 1)."""
     return jnp.sum(jnp.isfinite(jnp.asarray(times))) - 1
 
 
 @jax.jit
 def saddle_path(t, times, saddles):
     """β̃°(t̃): the saddle occupied at rescaled time t̃ (piecewise constant,
-    right-continuous); t: (T,) or scalar → (T, d) or (d,)."""
+    right-continuous); t: (T,) or scalar → (T, d) or (d,). The limit process of
+    Pesme & Flammarion 2023 (arXiv 2304.00488, Thm. 2: β_α(t̃ ln(1/α)) → β̃°(t̃) as α → 0)."""
     idx = jnp.searchsorted(jnp.asarray(times), jnp.asarray(t), side="right") - 1
     return jnp.asarray(saddles)[jnp.clip(idx, 0, len(times) - 1)]
 
@@ -221,7 +223,10 @@ def dual_path(t, times, saddles, x, y):
 
 @jax.jit
 def saddle_losses(saddles, x, y):
-    """L(β_k) = (1/2P)‖y − Xβ_k‖² for each saddle; saddles: (K+1, d) → (K+1,)."""
+    """L(β_k) = (1/2P)‖y − Xβ_k‖² for each saddle; saddles: (K+1, d) → (K+1,).
+
+    The plateau losses of the saddle-to-saddle path (Pesme & Flammarion 2023, arXiv 2304.00488,
+    Algorithm 1's saddles β_k), in the DESIGN ½-loss."""
     x, y = jnp.asarray(x), jnp.asarray(y)
     res = y[None, :] - jnp.asarray(saddles) @ x.T
     return 0.5 * jnp.mean(res * res, axis=-1)
@@ -264,6 +269,10 @@ def orthogonal_time(beta, *, beta_star, alpha):
     inputs, the inverse of ``orthogonal_trajectory``:
 
         t = (1/2r) ln[(W − w₋)(w₊ − 1) / ((w₊ − W)(1 − w₋))],  W = (|β| + √(β² + α⁴))/α².
+
+    Our derivation: invert ``orthogonal_trajectory`` (separable Riccati ODE per coordinate of the
+    diagonal net u∘v with u(0) = α, v(0) = 0 for whitened inputs; cf. Pesme & Flammarion 2023,
+    arXiv 2304.00488, and Woodworth et al. 2020, arXiv 2002.09277, for the whitened case).
 
     |β| ≥ |β*| is never reached (β(t) → β* only as t → ∞) and alpha ≤ 0 has no
     flow: ValueError for either, unless traced.

@@ -133,7 +133,10 @@ def _np_distance(depth: int) -> np.ndarray:
 
 
 def tree_levels(depth: int) -> jax.Array:
-    """(P,) level of each tree mode in the column order of ``tree_modes``: 0, 1, 2, 2, 3, 3, 3, 3, ..."""
+    """(P,) level of each tree mode in the column order of ``tree_modes``: 0, 1, 2, 2, 3, 3, 3, 3, ...
+
+    The levels of the hierarchy's SVD modes (Saxe, McClelland & Ganguli 2019, arXiv 1810.10531:
+    one mode per branching node, broad distinctions at low levels)."""
     return jnp.asarray(_np_levels(_check_depth(depth)))
 
 
@@ -150,7 +153,10 @@ def tree_modes(depth: int, dtype=None) -> jax.Array:
 
 
 def level_projectors(depth: int, dtype=None) -> jax.Array:
-    """(D+1, P, P) orthogonal projectors Π_ℓ = Σ_{modes α of level ℓ} b_α b_αᵀ; Σ_ℓ Π_ℓ = I."""
+    """(D+1, P, P) orthogonal projectors Π_ℓ = Σ_{modes α of level ℓ} b_α b_αᵀ; Σ_ℓ Π_ℓ = I.
+
+    Modes of one level share a singular value in the tree of arXiv 1810.10531 (Saxe et al. 2019),
+    so the learned similarity is a sum over levels of these projectors (our bookkeeping)."""
     return jnp.asarray(_np_projectors(_check_depth(depth)), dtype or jnp.result_type(float))
 
 
@@ -158,7 +164,7 @@ def common_ancestor_distance(depth: int) -> jax.Array:
     """(P, P) ints k(i, j): levels from leaves i, j up to their common ancestor (0 on the diagonal).
 
     Leaves i and j share the node at level m iff i >> (D − m) = j >> (D − m), so
-    k is the bit length of i XOR j.
+    k is the bit length of i XOR j (our bookkeeping for the tree of arXiv 1810.10531).
     """
     return jnp.asarray(_np_distance(_check_depth(depth)))
 

@@ -122,6 +122,8 @@ def deep_mode_time(u0, uf, *, s, depth, tau=1.0):
     """Time for a balanced depth-N mode to go from u0 to uf (closed form, see deep_mode_strength).
 
     u0, uf > 0 on the same side of the fixed point s; ValueError otherwise, unless traced.
+    Integrates τ du/dt = N u^{2−2/N}(s − u) (Saxe, McClelland & Ganguli 2014, arXiv 1312.6120,
+    Sec. 4 and its depth-N mode equation; the antiderivative is our derivation).
     """
     _check_depth(depth)
     _check_mode(s, u0, tau)
@@ -132,6 +134,9 @@ def deep_mode_time(u0, uf, *, s, depth, tau=1.0):
 
 def linear_loss_at_modes(u, *, s, trace_yy, lam_x=1.0):
     """Loss of an aligned network with mode strengths u: ½ tr Σyy − Σ_α (s_α u_α − ½ λ_α u_α²).
+
+    The DESIGN ½-loss written in the SVD modes of Σyx (Saxe et al. 2014, arXiv 1312.6120, Sec. 2:
+    aligned weights decouple the loss mode by mode; λ_α = input variance of mode α).
 
     u, s, lam_x broadcast over the last axis (modes).
     """

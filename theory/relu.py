@@ -112,7 +112,8 @@ def _project_affine(x: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 
 def breakpoint_grid(x, n_grid: int = 2001) -> np.ndarray:
-    """n_grid breakpoints evenly spaced over the data range [min x, max x]."""
+    """n_grid breakpoints evenly spaced over the data range [min x, max x] (the landscape
+    G(p) is 0 outside it: module docstring, our derivation)."""
     x = _column("x", x)
     if not isinstance(n_grid, (int, np.integer)) or n_grid < 3:
         raise ValueError(f"n_grid={n_grid!r} is invalid; allowed: an integer ≥ 3")
@@ -122,7 +123,9 @@ def breakpoint_grid(x, n_grid: int = 2001) -> np.ndarray:
 def unit_rate(x, residual, breakpoints) -> np.ndarray:
     """G(p) = (1/P) Σ_μ r̃_μ relu(x_μ − p)/√(1 + p²), r̃ = P⊥ residual: the growth
     rate of a small balanced unit with breakpoint p and output sign s = +1
-    (−G(p) for s = −1), either orientation. x, residual: (P,) or (P, 1)."""
+    (−G(p) for s = −1), either orientation. x, residual: (P,) or (P, 1).
+    Our derivation (module docstring, "One small unit"), from the early-alignment equations
+    of Maennel, Bousquet & Gelly 2018 (arXiv 1803.08367) and Boursier et al. 2022 (arXiv 2206.00939)."""
     x = _column("x", x)
     r = _project_affine(x, _column("residual", residual, x.size))
     p = np.asarray(breakpoints, dtype=np.float64)
@@ -149,7 +152,9 @@ def _landscape(x, residual, n_grid: int, rel_tol: float):
 
 def escape_lobes(x, residual, *, n_grid: int = 2001, rel_tol: float = 1e-6) -> Lobes:
     """Lobes of the escape landscape of ``residual`` (``unit_rate`` on a grid over
-    the data range): local maxima of s·G with s·G > rel_tol · max|G|."""
+    the data range): local maxima of s·G with s·G > rel_tol · max|G|. Units gather at
+    such maxima (direction ascent of s·G; Maennel et al. 2018, arXiv 1803.08367, "quantization";
+    module docstring, "Lobes", our derivation for the affine-free 1-D net)."""
     p, g, found = _landscape(x, residual, n_grid, rel_tol)
     return Lobes(np.array([p[i] for i, _ in found]), np.array([s for _, s in found]),
                  np.array([s * g[i] for i, s in found]))
@@ -164,7 +169,8 @@ def lobe_occupancy(x, residual, unit_breakpoints, unit_signs, *, n_grid: int = 2
     affine there and never moves. A lobe nobody reaches has no cluster: its
     kink is not learned on the escape sequence of ``incremental_escapes``.
     unit_breakpoints, unit_signs: (h,). Returns (m,) counts, lobes in
-    ``escape_lobes`` order."""
+    ``escape_lobes`` order. Our derivation (module docstring, "When the staircase visits
+    every f*_k"), from the direction ascent dθ/dt = s(I − θθᵀ)∇G(θ)."""
     p_units = _column("unit_breakpoints", unit_breakpoints)
     s_units = np.sign(_column("unit_signs", unit_signs, p_units.size))
     grid, g, lobes = _landscape(x, residual, n_grid, rel_tol)
@@ -179,7 +185,10 @@ def lobe_occupancy(x, residual, unit_breakpoints, unit_signs, *, n_grid: int = 2
 
 
 def gd_rate(rate, eta: float):
-    """Per-unit-time growth rate of GD with step η on a unit of flow rate λ: ln(1 + ηλ)/η."""
+    """Per-unit-time growth rate of GD with step η on a unit of flow rate λ: ln(1 + ηλ)/η.
+
+    Our derivation: the linearised GD map multiplies the unit's norm by 1 + ηλ per step
+    (module docstring); per unit time t = step·η that is the rate ln(1 + ηλ)/η."""
     if not eta > 0:
         raise ValueError(f"eta={eta!r} is invalid; allowed: a number > 0")
     return np.log1p(eta * np.asarray(rate, dtype=np.float64)) / eta

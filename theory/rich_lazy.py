@@ -144,7 +144,10 @@ def single_neuron_solution(t, *, a0, w0, beta_star, tau=1.0) -> SingleNeuron:
 
 
 def single_neuron_kernel(a, w):
-    """M = a² I + w wᵀ: the NTK Θ(x, x') = xᵀ M x' of f = a wᵀx. a: (...), w: (..., d) → (..., d, d)."""
+    """M = a² I + w wᵀ: the NTK Θ(x, x') = xᵀ M x' of f = a wᵀx. a: (...), w: (..., d) → (..., d, d).
+
+    ∇_w f = a x and ∂_a f = wᵀx give Θ = a² xᵀx' + (wᵀx)(wᵀx') (Kunin et al. 2024,
+    arXiv 2406.06158, Sec. 3, the single-neuron model's kernel)."""
     a, w = jnp.asarray(a), jnp.asarray(w)
     eye = jnp.eye(w.shape[-1], dtype=w.dtype)
     return (a**2)[..., None, None] * eye + w[..., :, None] * w[..., None, :]

@@ -76,7 +76,8 @@ def finite_d_loss(mu, omega, *, d: int, n_context: int, noise_var: float) -> flo
 
 
 def optimal_mu(omega, *, d: int, n_context: int, noise_var: float) -> np.ndarray:
-    """μ*(ω) = M(ω)⁻¹ ω, the minimiser of ``approx_loss`` over the output weights."""
+    """μ*(ω) = M(ω)⁻¹ ω, the minimiser of ``approx_loss`` over the output weights
+    (the quadratic in μ of arXiv 2503.12734's reduced loss L̃(μ, ω); ∂L̃/∂μ = 0)."""
     _check(d, n_context, noise_var)
     omega = np.asarray(omega, dtype=float)
     return np.linalg.solve(_head_matrix(omega, d=d, n_context=n_context, noise_var=noise_var), omega)
@@ -86,7 +87,7 @@ def single_head_optimum(*, d: int, n_context: int, noise_var: float) -> tuple:
     """(ω*, μ*) minimising ``approx_loss`` for H = 1: ω* = 1/√d, μ* = √d / (1 + e d (1+σ²)/L).
 
     With one head L̃ = ½[1+σ² − ω²/(ω² + c e^{dω²})], c = (1+σ²)/L, is smallest where
-    e^{dω²}/ω² is, i.e. dω² = 1.
+    e^{dω²}/ω² is, i.e. dω² = 1 (arXiv 2503.12734, single-head optimum; this route is ours).
     """
     _check(d, n_context, noise_var)
     omega = 1.0 / np.sqrt(d)
@@ -135,7 +136,10 @@ def debiased_gd_loss(eta, *, d: int, n_context, noise_var: float):
 
 
 def debiased_gd_optimal_step(*, d: int, n_context, noise_var: float):
-    """η* = L / (L + d(1+σ²)), the minimiser of ``debiased_gd_loss``."""
+    """η* = L / (L + d(1+σ²)), the minimiser of ``debiased_gd_loss``.
+
+    Our derivation: ``debiased_gd_loss`` is quadratic in η; its vertex (cf. the debiased GD
+    predictor of arXiv 2503.12734)."""
     _check(d, n_context, noise_var)
     n = np.asarray(n_context, dtype=float)
     return n / (n + d * (1.0 + noise_var))
