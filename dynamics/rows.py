@@ -15,7 +15,8 @@ Row = Dict[str, Any]
 
 
 def row(quantity: str, theory: float, simulation: float, *, tol: float, relative: bool = True) -> Row:
-    """One verification row; ``passed`` compares rel_err (or abs_err) with tol.
+    """One verification row; ``passed`` compares rel_err (or abs_err) with tol,
+    and ``tol_kind`` says which ("relative" or "absolute").
 
     rel_err = abs_err/|theory|, or abs_err where theory is 0 (so every row is
     valid JSON: no inf or NaN unless the simulation itself produced one).
@@ -27,6 +28,7 @@ def row(quantity: str, theory: float, simulation: float, *, tol: float, relative
     return {
         "quantity": quantity, "theory": theory, "simulation": simulation,
         "abs_err": abs_err, "rel_err": rel_err, "tol": float(tol),
+        "tol_kind": "relative" if relative else "absolute",
         "passed": bool(np.isfinite(err) and err <= tol),
     }
 
@@ -42,4 +44,5 @@ def bound_row(quantity: str, value: float, *, at_least: float = None, at_most: f
     over = max(0.0, bound - value) if at_most is None else max(0.0, value - bound)
     return {"quantity": quantity, "theory": bound, "simulation": value, "abs_err": over,
             "rel_err": over / abs(bound) if bound != 0 else over, "tol": 0.0,
+            "tol_kind": "at_least" if at_most is None else "at_most",
             "passed": bool(np.isfinite(value) and over == 0.0)}

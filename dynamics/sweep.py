@@ -23,7 +23,7 @@ import functools
 import itertools
 import json
 import os
-import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Dict, Mapping, NamedTuple, Optional, Sequence
 
@@ -32,6 +32,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
+
+from dynamics import records
+# The sweep folder (results.npz, meta.json, summary.txt) is written by these; public here too.
+from dynamics.sweep_folder import (  # noqa: F401
+    failure_reasons, grid_of, metric_values, sweep_summary, time_axes, write_sweep_folder,
+)
 
 Cells = Dict[str, np.ndarray]
 
@@ -137,24 +143,9 @@ def failed_cells(outputs: Mapping[str, np.ndarray], *, loss_key: str = "loss", m
 
 # ----------------------------------------------------------------- storage
 
-def _atomic_savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+# Kept as names here: the chunk writers below (and older callers) use them.
+_atomic_savez = records.atomic_savez
+_atomic_write_text = records.atomic_write_text
 
 
 def _fingerprint(cells: Cells, plan: Plan, extra: Mapping) -> dict:
@@ -176,15 +167,23 @@ def run_sweep(
     max_loss: float = np.inf,
     fingerprint: Optional[Mapping] = None,
     progress: bool = False,
+    write_results: bool = True,
+    meta: Optional[Mapping] = None,
+    metric: Optional[str] = None,
 ) -> tuple:
     """Run every cell; return ``(outputs, failed)`` with outputs[k] of shape (n_cells, ...).
 
     With ``out_dir``, each finished chunk is written to ``out_dir/chunks/`` and
     ``resume=True`` skips chunks already there (the grid, chunking and
     ``fingerprint`` — e.g. the static config — must match what was started).
-    Without ``resume``, ``out_dir`` must not hold a sweep already.
+    Without ``resume``, ``out_dir`` must not hold a sweep already; a folder
+    holding anything else is never written into. At the end (unless
+    ``write_results=False``) the folder gets ``results.npz``, ``meta.json``
+    (``meta`` added to it) and ``summary.txt`` (``metric`` per cell): see
+    ``write_sweep_folder``; ``experiments.load(out_dir)`` reads it back.
     """
     total = n_cells(cells)
+    start_time = time.perf_counter()
     plan = make_plan(total, batch_size=batch_size, n_devices=n_devices)
     chunk_dir = None
     if out_dir is not None:
@@ -194,12 +193,18 @@ def run_sweep(
         if grid_file.exists():
             if not resume:
                 raise FileExistsError(f"{str(out_dir)!r} already holds a sweep; pass --resume to continue it or choose another --out")
-            if json.loads(grid_file.read_text()) != spec:
+            if records.read_json(grid_file, fix="delete the folder and start the sweep again") != spec:
                 raise ValueError(f"{str(out_dir)!r} holds a different sweep (grid, chunking or config differ); "
                                  f"resume with the same arguments or choose another --out")
-        chunk_dir.mkdir(parents=True, exist_ok=True)
+        elif Path(out_dir).exists() and (not Path(out_dir).is_dir() or any(
+                not p.name.startswith(".") for p in Path(out_dir).iterdir())):  # ".": a killed write's temp file
+            raise FileExistsError(f"{str(out_dir)!r} exists and holds no sweep (no grid.json); "
+                                  "choose another out_dir (nothing there is overwritten)")
+        # grid.json before chunks/: a sweep killed in between leaves a folder that resumes
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
         if not grid_file.exists():
             _atomic_write_text(grid_file, json.dumps(spec))
+        chunk_dir.mkdir(exist_ok=True)
 
     run_chunk = compile_chunk(cell, plan)
     starts = range(0, total, plan.chunk)
@@ -209,8 +214,7 @@ def run_sweep(
             stop = min(start + plan.chunk, total)
             path = None if chunk_dir is None else chunk_dir / f"chunk-{i:06d}.npz"
             if path is not None and path.exists():
-                with np.load(path) as saved:
-                    out = {k: saved[k] for k in saved.files}
+                out = records.load_npz(path, fix=f"delete {path.name} and resume the sweep to recompute that chunk")
             else:
                 values = _pad({k: v[start:stop] for k, v in cells.items()}, plan.chunk)
                 out = {k: v[: stop - start] for k, v in run_chunk(values).items()}
@@ -219,4 +223,30 @@ def run_sweep(
             pieces.append(out)
             bar.update(stop - start)
     outputs = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
-    return outputs, failed_cells(outputs, max_loss=max_loss)
+    failed = failed_cells(outputs, max_loss=max_loss)
+    if out_dir is not None and write_results and jax.process_index() == 0:
+        run_meta = {"wall_time_s": round(time.perf_counter() - start_time, 3), "batch_size": plan.batch_size,
+                    "chunk": plan.chunk, **(meta or {})}
+        write_sweep_folder(out_dir, cells, outputs, failed, max_loss=max_loss, n_devices=plan.n_devices,
+                           meta=run_meta, metric=metric)
+    return outputs, failed
+
+
+def check_cell(cell: Callable, cells: Cells, *, name: str = "cell") -> Dict[str, jax.ShapeDtypeStruct]:
+    """Trace ``cell`` on the first cell (no compute) and check it returns a flat
+    dict of arrays; return their shapes. One-line ValueError naming ``name`` if not."""
+    first = {k: jnp.asarray(np.asarray(v)[0]) for k, v in cells.items()}
+    try:
+        shapes = jax.eval_shape(cell, first)
+    except Exception as err:  # the user's function raised while tracing: say so in one line
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ValueError(f"{name} raised {type(err).__name__}{': ' + msg if msg else ''} on the first cell "
+                         f"{ {k: np.asarray(v)[0].item() for k, v in cells.items()} }") from None
+    if not isinstance(shapes, dict) or not shapes:
+        got = "an array" if isinstance(shapes, jax.ShapeDtypeStruct) else (
+            "an empty dict" if isinstance(shapes, dict) else f"a {type(shapes).__name__}")
+        raise ValueError(f"{name} must return a non-empty dict of arrays (name -> array), got {got}")
+    bad = [k for k, v in shapes.items() if not isinstance(v, jax.ShapeDtypeStruct)]
+    if bad:
+        raise ValueError(f"{name} must return a flat dict of arrays; {', '.join(map(repr, bad))} is not an array")
+    return shapes

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import typing
+import warnings
 from pathlib import Path
 
 import experiments
@@ -43,17 +44,43 @@ def _config(exp, smoke: bool, assignments):
     return dataclasses.replace(base, **overrides)
 
 
+_TOL_KIND = {"relative": "rel", "absolute": "abs", "at_least": "≥", "at_most": "≤"}
+
+
 def _format_rows(rows) -> str:
-    lines = [f"{'':3}{'quantity':57} {'theory':>11} {'simulation':>11} {'abs err':>9} {'rel err':>9} {'tol':>8}"]
+    """The verify table. A long quantity wraps onto the next lines at a space,
+    never mid-word; ``tol`` says rel (compared with rel err) or abs."""
+    import textwrap
+
+    width = 57
+    lines = [f"{'':3}{'quantity':{width}} {'theory':>11} {'simulation':>11} {'abs err':>9} {'rel err':>9} {'tol':>12}"]
     for r in rows:
         mark = "ok" if r["passed"] else "XX"
-        lines.append(f"{mark:3}{r['quantity'][:57]:57} {r['theory']:11.4g} {r['simulation']:11.4g} "
-                     f"{r['abs_err']:9.2g} {r['rel_err']:9.2g} {r['tol']:8.2g}")
+        name = textwrap.wrap(r["quantity"], width, break_long_words=False, break_on_hyphens=False) or [""]
+        kind = _TOL_KIND.get(r.get("tol_kind"), "")
+        tol = f"{kind} {r['tol']:.2g}".strip()
+        lines.append(f"{mark:3}{name[0]:{width}} {r['theory']:11.4g} {r['simulation']:11.4g} "
+                     f"{r['abs_err']:9.2g} {r['rel_err']:9.2g} {tol:>12}")
+        lines += [f"{'':5}{more}" for more in name[1:]]
     return "\n".join(lines)
 
 
+def _usable() -> dict:
+    """experiments.registry() without its warnings (callers say them in one line)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return experiments.registry()
+
+
+def _warn_broken_plugins() -> None:
+    """One line per plug-in experiment that cannot be used; the rest keep working."""
+    for name, why in experiments.problems().items():
+        print(f"saddle: warning: {why}", file=sys.stderr)
+
+
 def cmd_list(args) -> int:
-    for name, exp in experiments.registry().items():
+    _warn_broken_plugins()
+    for name, exp in _usable().items():
         print(f"{name:24} {exp.description}")
         if args.verbose:
             hints = typing.get_type_hints(exp.Config)
@@ -78,7 +105,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    names = args.names or experiments.names()
+    if not args.names:
+        _warn_broken_plugins()
+    names = args.names or [n for n in experiments.names() if n not in experiments.problems()]
     exps = [experiments.get(n) for n in names]  # unknown names fail before any work
     _enable_x64()
     all_rows = []
@@ -106,10 +135,14 @@ def cmd_sweep(args) -> int:
         # environment (SLURM, TPU pods, or JAX_COORDINATOR_ADDRESS/...); every
         # host runs this same command and process 0 writes the sweep folder.
         jax.distributed.initialize()
+    if args.cell is not None:
+        return _sweep_cell(args, sweep)
+    if args.name is None:
+        raise UsageError("sweep needs an experiment NAME or --cell module:function")
     exp = experiments.get(args.name)
     if not hasattr(exp.module, "cell"):
         raise ValueError(f"experiment {args.name!r} defines no sweep cell; sweepable: "
-                         f"{', '.join(n for n in experiments.names() if hasattr(experiments.get(n).module, 'cell'))}")
+                         f"{', '.join(n for n, e in _usable().items() if hasattr(e.module, 'cell'))}")
     base = _config(exp, args.smoke, args.set)
     axes = sweep.parse_grid(exp.module, base, args.grid or [])
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -118,6 +151,26 @@ def cmd_sweep(args) -> int:
     cells, outputs, failed = sweep.run(exp.module, base, axes, out, resume=args.resume, n_devices=args.devices,
                                        batch_size=args.batch_size, max_loss=args.max_loss,
                                        progress=not args.no_progress)
+    return _print_sweep(out)
+
+
+def _sweep_cell(args, sweep) -> int:
+    """`saddle sweep --cell module:fn --grid k=v1,v2 ...`: a user function, no experiment."""
+    if args.name is not None:
+        raise UsageError(f"give an experiment NAME or --cell, not both (got {args.name!r} and --cell {args.cell})")
+    if args.set or args.smoke:
+        raise UsageError("--set and --smoke configure an experiment; with --cell every input is a --grid value")
+    axes = sweep.parse_cell_grid(args.grid or [])
+    stem = args.cell.replace(":", ".").split(".")[-1]
+    out = Path(args.out) if args.out else Path("runs") / f"sweep-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.x64:
+        _enable_x64()
+    sweep.run_cell(args.cell, axes, out, resume=args.resume, n_devices=args.devices, batch_size=args.batch_size,
+                   max_loss=args.max_loss, progress=not args.no_progress)
+    return _print_sweep(out)
+
+
+def _print_sweep(out: Path) -> int:
     text = (out / "summary.txt").read_text().splitlines()
     print("\n".join(text if len(text) <= 40 else text[:20] + ["..."] + text[-19:]))
     print(f"sweep folder: {out}")
@@ -125,10 +178,12 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    meta, arrays = common.load_run(args.run_dir)
-    exp = experiments.get(meta["experiment"])
-    cfg = common.config_from_meta(exp.Config, meta["config"])
-    for name in common.save_figures(exp.plot(arrays, cfg), Path(args.run_dir)):
+    res = experiments.load(args.run_dir)
+    if res.kind == "sweep":
+        return _plot_sweep(res)
+    exp = experiments.get(res.meta["experiment"])
+    cfg = common.config_from_meta(exp.Config, res.meta["config"])
+    for name in common.save_figures(exp.plot(res.arrays, cfg), Path(args.run_dir)):
         print(f"figure: {Path(args.run_dir) / name}")
     return 0
 
@@ -138,6 +193,31 @@ def cmd_gallery(args) -> int:
 
     for path in gallery.make(args.out, args.names, overwrite=args.overwrite, dpi=args.dpi, progress=not args.no_progress):
         print(f"figure: {path}")
+    return 0
+
+
+def _plot_sweep(res) -> int:
+    """A sweep folder: redraw sweep.png/.pdf from results.npz (failed cells marked)."""
+    from dynamics import sweep as engine
+    from experiments import sweep
+
+    label, values = engine.metric_values(res.outputs, res.meta.get("metric"))
+    title = res.meta.get("experiment") or res.meta.get("cell") or res.path.name
+    fig = sweep.plot_cells(title, label, res.grid, res.cells, values, res.failed)
+    for name in common.save_figures({"sweep": fig}, res.path):
+        print(f"figure: {res.path / name}")
+    return 0
+
+
+def cmd_new(args) -> int:
+    from experiments import scaffold
+
+    target = Path(args.dir) if args.dir else Path(args.name)
+    written = scaffold.new_plugin(args.name, target)
+    print(f"wrote the plug-in package {target}:")
+    for path in written:
+        print(f"  {path}")
+    print(f"next: pip install -e {target}  &&  saddle run {args.name} --smoke  &&  pytest {target}")
     return 0
 
 
@@ -171,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "one row per prediction. Exit status 1 if any row fails.")
     p.add_argument("names", nargs="*", metavar="NAME", help="experiments to verify (default: all)")
     p.add_argument("--json", action="store_true", help='one JSON object per row: {"experiment", "quantity", '
-                   '"theory", "simulation", "abs_err", "rel_err", "tol", "passed"}')
+                   '"theory", "simulation", "abs_err", "rel_err", "tol", "tol_kind", "passed"}; tol_kind is '
+                   '"relative" (tol bounds rel_err), "absolute" (abs_err), or "at_least"/"at_most" (a one-sided bound)')
     p.add_argument("--full", action="store_true", help="use the default (paper) configs instead of smoke configs")
     p.set_defaults(func=cmd_verify)
 
@@ -180,7 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "(e.g. seed, u0, learning_rate) run as one vmapped program; others form groups compiled "
                        "once each. Cells stream to OUT/groups/*/chunks as they finish; --resume continues a killed "
                        "sweep. A cell whose outputs are NaN/inf or whose loss exceeds --max-loss is marked failed.")
-    p.add_argument("name", help="experiment name (see `saddle list`)")
+    p.add_argument("name", nargs="?", help="experiment name (see `saddle list`); or give --cell instead")
+    p.add_argument("--cell", metavar="MODULE:FUNCTION",
+                   help="sweep your own function fn(values) -> dict of arrays instead of an experiment, e.g. "
+                   "--cell mypkg.cells:fn --grid seed=0,1,2 (values maps each --grid key to a scalar; an output "
+                   "'loss' is checked against --max-loss, an output 't' is the time axis of the curves)")
     p.add_argument("--grid", action="append", metavar="KEY=V1,V2,...", help="a swept config field and its values")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a fixed config field")
     p.add_argument("--smoke", action="store_true", help="start from the smoke config")
@@ -195,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("plot", help="redraw the figures of a run folder without re-running")
-    p.add_argument("run_dir", help="a folder written by `saddle run`")
+    p = sub.add_parser("plot", help="redraw the figures of a run or sweep folder without re-running")
+    p.add_argument("run_dir", help="a folder written by `saddle run` or `saddle sweep`")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("gallery", help="one small PNG per experiment from its smoke run (docs/gallery.md)")
@@ -206,6 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing PNGs")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_gallery)
+
+    p = sub.add_parser("new", help="write a plug-in experiment package to start from",
+                       description="Write a working plug-in package (pyproject.toml with the saddle.experiments "
+                       "entry point, the experiment module, a test) into a new folder. It reproduces one mode of "
+                       "a two-layer linear network against the Saxe closed form. Nothing existing is overwritten.")
+    p.add_argument("name", help="experiment name, e.g. my-exp (lower-case letters, digits, '-')")
+    p.add_argument("--dir", help="folder to create (must not exist or be empty); default ./NAME")
+    p.set_defaults(func=cmd_new)
     return parser
 
 

@@ -12,9 +12,7 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import shutil
-import subprocess
 import tempfile
 import time
 import typing
@@ -23,6 +21,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 import numpy as np
 
+from dynamics import records
 from dynamics.rows import Row, bound_row, row  # noqa: F401  (re-exported: experiments use common.row)
 
 
@@ -136,27 +135,10 @@ class Result(NamedTuple):
     meta: Dict[str, Any]
 
 
-def _versions() -> Dict[str, str]:
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for dist in ("saddle", "jax", "jaxlib", "optax", "diffrax", "numpy", "matplotlib"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def git_commit() -> Optional[str]:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-            capture_output=True, text=True, timeout=5,
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+# Provenance lives in dynamics.records (sweep folders need it too, and dynamics
+# never imports experiments); these names stay for existing callers.
+_versions = records.versions
+git_commit = records.git_commit
 
 
 def ensure_fresh_dir(out_dir: Path) -> None:
@@ -206,6 +188,7 @@ def run_experiment(exp: Any, cfg: Any, out_dir: os.PathLike, *, progress: bool =
         "config": dataclasses.asdict(cfg),
         "versions": _versions(),
         "git_commit": git_commit(),
+        "git_dirty": records.git_dirty(),
         "seed": getattr(cfg, "seed", None),
         "wall_time_s": round(wall, 3),
         "backend": jax.default_backend(),
@@ -230,15 +213,14 @@ def run_experiment(exp: Any, cfg: Any, out_dir: os.PathLike, *, progress: bool =
 
 
 def load_run(run_dir: os.PathLike) -> tuple:
-    """(meta, arrays) of a run folder written by ``run_experiment``."""
-    run_dir = Path(run_dir)
-    meta_path, npz_path = run_dir / "meta.json", run_dir / "results.npz"
-    if not meta_path.is_file() or not npz_path.is_file():
-        raise FileNotFoundError(f"{str(run_dir)!r} is not a run folder (needs meta.json and results.npz)")
-    meta = json.loads(meta_path.read_text())
-    with np.load(npz_path) as data:
-        arrays = {k: data[k] for k in data.files}
-    return meta, arrays
+    """(meta, arrays) of a run folder written by ``run_experiment`` (see
+    ``experiments.load`` for run and sweep folders alike)."""
+    from experiments.results import load
+
+    res = load(run_dir)
+    if res.kind != "run":
+        raise ValueError(f"{str(run_dir)!r} is a sweep folder, not a run folder; open it with experiments.load")
+    return res.meta, res.arrays
 
 
 def config_from_meta(config_cls: type, saved: Dict[str, Any]) -> Any:

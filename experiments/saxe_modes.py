@@ -175,7 +175,8 @@ def crossing_time(t: jax.Array, u: jax.Array, level: jax.Array) -> jax.Array:
 
 def cell(cfg: Config, values: dict) -> dict:
     """One GD run with (u0, learning_rate, seed) possibly traced: loss on a grid of
-    t/τ, each mode's half-learning time, and its error against Eq. 9."""
+    t/τ (``t``, stored with the sweep as the loss curve's time axis), each mode's
+    half-learning time, and its error against Eq. 9."""
     eta, u0 = values["learning_rate"], values["u0"]
     key_task, key_init = jax.random.split(jax.random.key(values["seed"]))
     task = tasks.teacher(key_task, n_in=cfg.n_in, n_out=cfg.n_out, s=cfg.s, n_samples=cfg.n_samples)
@@ -187,5 +188,5 @@ def cell(cfg: Config, values: dict) -> dict:
     t = gd.t * eta
     half = jax.vmap(crossing_time, in_axes=(None, 1, 0))(t, gd.stats["modes"], task.s / 2)
     theory = mode_time(u0, task.s / 2, s=task.s)
-    return {"loss": gd.loss, "final_loss": gd.loss[-1], "half_time": half,
+    return {"t": t, "loss": gd.loss, "final_loss": gd.loss[-1], "half_time": half,
             "half_time_rel_err": jnp.max(jnp.abs(half - theory) / theory)}

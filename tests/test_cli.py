@@ -112,8 +112,9 @@ def test_console_script_verify_json():
                           env={**os.environ, "JAX_PLATFORMS": "cpu"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
-    keys = {"experiment", "quantity", "theory", "simulation", "abs_err", "rel_err", "tol", "passed"}
+    keys = {"experiment", "quantity", "theory", "simulation", "abs_err", "rel_err", "tol", "tol_kind", "passed"}
     assert rows and all(set(r) == keys and r["passed"] for r in rows)
+    assert {r["tol_kind"] for r in rows} <= {"relative", "absolute", "at_least", "at_most"}
     assert all(np.isfinite(r["rel_err"]) for r in rows)
 
 
