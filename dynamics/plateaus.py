@@ -3,7 +3,7 @@
 Saddle-to-saddle dynamics (Zhang, Saxe & Latham, arXiv 2512.20607; Jacot et
 al. 2021, arXiv 2106.15933) give loss curves made of flat plateaus joined by
 sharp drops. ``detect_plateaus`` finds them on any recorded curve — log-spaced
-or linear time grid, gradient flow or GD (t = step, DESIGN.md) — without being
+or linear time grid, gradient flow or GD (t = step, docs/design.md) — without being
 told how many there are.
 
 Method. Plateaus of saddle-to-saddle curves are evenly spread in log time
