@@ -182,9 +182,8 @@ def detect_plateaus(
         monotone envelope: a saddle-to-saddle transition only goes down), so
         a bump up, and the return from it, is never a drop. Plateau levels
         and transition crossings are read on the running median (not the
-        envelope), so noise does not bias them low. On a non-increasing
-        curve recorded densely in ln t both steps change nothing but a
-        time shift of order denoise²/8 relative. Before the median, each
+        envelope), so noise does not bias them low. A non-increasing curve
+        (up to 1e-9 of its range) is left exactly as it is. Before the median, each
         point is averaged with its two neighbours, weights (1, 2, 1)/4: this
         cancels a period-2 oscillation exactly and moves a smooth curve by
         only a quarter of its second difference.
@@ -235,6 +234,9 @@ def detect_plateaus(
     # (a period-2 oscillation is gone before it, so it does not count as noise).
     y = y.copy()
     yp = y[positive]
+    span = float(np.max(yp) - np.min(yp))
+    if np.all(np.diff(yp) <= 1e-9 * span):  # already non-increasing: nothing to denoise, results as before
+        denoise = 0.0
     if denoise > 0 and yp.size >= 3:
         yp = np.concatenate([yp[:1], (yp[:-2] + 2 * yp[1:-1] + yp[2:]) / 4, yp[-1:]])
     y[positive] = _running_median(np.log(t[positive]), yp, denoise)
