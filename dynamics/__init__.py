@@ -1,6 +1,6 @@
 """How parameters move: losses, GD/SGD (optax + lax.scan), gradient flow (diffrax).
 
-Time convention (DESIGN.md): gradient flow τ dθ/dt = −∂L/∂θ; gradient descent
+Time convention (docs/design.md): gradient flow τ dθ/dt = −∂L/∂θ; gradient descent
 with learning rate η is its Euler discretisation with τ = 1/η, so step k sits
 at time t = k (in units of τ, t/τ = kη).
 """

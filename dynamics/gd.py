@@ -1,7 +1,7 @@
 """Gradient descent and minibatch SGD: an optax update inside ``jax.lax.scan``.
 
 Step k sits at time t = k; with ``optax.sgd(η)`` this is the Euler
-discretisation of τ dθ/dt = −∂L/∂θ with τ = 1/η (DESIGN.md).
+discretisation of τ dθ/dt = −∂L/∂θ with τ = 1/η (docs/design.md).
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ this is the rank-k Eckart-Young loss (``theory.linear``); for ReLU nets in 1-D
 it is the best k-breakpoint fit, with no closed form. ``narrow_optimum_losses``
 estimates L*_k for any model by training k-unit networks to convergence from
 many inits (vmapped) and keeping the best. It lives in ``dynamics``, not
-``theory``, because it is computed by training networks (DESIGN.md: theory
+``theory``, because it is computed by training networks (docs/design.md: theory
 never simulates); it trains the *narrow* nets only, never the wide net whose
 plateaus it predicts.
 

@@ -3,7 +3,7 @@
 Saddle-to-saddle dynamics (Zhang, Saxe & Latham, arXiv 2512.20607; Jacot et
 al. 2021, arXiv 2106.15933) give loss curves made of flat plateaus joined by
 sharp drops. ``detect_plateaus`` finds them on any recorded curve — log-spaced
-or linear time grid, gradient flow or GD (t = step, DESIGN.md) — without being
+or linear time grid, gradient flow or GD (t = step, docs/design.md) — without being
 told how many there are.
 
 Method. Plateaus of saddle-to-saddle curves are evenly spread in log time
@@ -71,6 +71,21 @@ def _smooth(z: np.ndarray, width: float) -> np.ndarray:
     return np.convolve(padded, k / k.sum(), mode="valid")
 
 
+def _running_median(x: np.ndarray, y: np.ndarray, width: float) -> np.ndarray:
+    """Median of y over the recorded points within ±width/2 of each x, and at least the two
+    neighbours on each side (where points are sparse in ln t); x sorted; width ≤ 0: y.
+    On a monotone sequence the median of a window centred in index is its centre."""
+    if width <= 0:
+        return y
+    idx = np.arange(x.size)
+    lo = np.minimum(np.searchsorted(x, x - width / 2, side="left"), np.maximum(idx - 2, 0))
+    hi = np.maximum(np.searchsorted(x, x + width / 2, side="right"), np.minimum(idx + 3, x.size))
+    out = y.copy()
+    for i in np.nonzero(hi - lo > 2)[0]:
+        out[i] = np.median(y[lo[i] : hi[i]])
+    return out
+
+
 def _crossing_time(t: np.ndarray, y: np.ndarray, lo: int, hi: int, target: float) -> float:
     """First time in t[lo..hi] where y falls to ``target``, interpolated linearly in ln t."""
     below = np.nonzero(y[lo : hi + 1] <= target)[0]
@@ -120,26 +135,34 @@ def detect_plateaus(
     floor: float = 1e-3,
     level: float = 0.75,
     smooth: float = 0.01,
+    denoise: float = 0.1,
+    noise_tol: float = 3.0,
+    min_drop: float = 0.0,
     n_grid: int = 4096,
 ) -> Plateaus:
     """Find the plateaus of a loss curve and the transitions between them.
 
     Args:
-      t: (T,) non-decreasing recording times (flow time, or GD step index);
+      t: (T,) non-decreasing recording times (flow time, or GD step index;
+        unit: whatever the caller's t is, every time below is in it);
         points with t ≤ 0 are used for the levels and crossings but not for
         the slope, which is taken in ln t.
-      loss: (T,) loss at those times.
+      loss: (T,) loss at those times (any unit; levels come back in it).
       slope_tol: a point is flat when the excess loss L − L_min decays by less
-        than this per e-fold of time, |d ln(L − L_min + floor·ΔL) / d ln t| < slope_tol.
+        than this per e-fold of time, |d ln(L − L_min + floor·ΔL) / d ln t| < slope_tol
+        (unit: e-folds of excess loss per e-fold of time; dimensionless).
       valley_frac, window: a point is also flat when |ρ| is below valley_frac
-        times the smaller of the largest ρ within ``window`` (in ln t) before
-        it and after it: the bottom of a valley between two close transitions,
-        where the next drop starts before the last has fully settled.
+        (a fraction of ρ, dimensionless) times the smaller of the largest ρ
+        within ``window`` (unit: ln t, i.e. e-folds of time) before it and
+        after it: the bottom of a valley between two close transitions, where
+        the next drop starts before the last has fully settled.
       min_length: shortest plateau, in units of ln t (0.05 ≈ a 5% stretch of time).
       merge_tol: adjacent flat runs whose losses differ by less than this
-        fraction of the excess loss L − L_min of the earlier one are one plateau.
-      floor: the excess loss is floored at floor·ΔL (ΔL = max L − min L), so
-        drops smaller than that are not resolved and noise at the end is flat.
+        fraction (dimensionless) of the excess loss L − L_min of the earlier one
+        are one plateau.
+      floor: the excess loss is floored at floor·ΔL (a fraction of ΔL =
+        max L − min L of the denoised curve), so drops smaller than that are
+        not resolved and noise at the end is flat.
       level: the transition from plateau k to k+1 is the time at which the loss
         reaches L_k − level·(L_k − L_{k+1}). The default 0.75 marks the instant
         a linear-network mode is half learned: a mode of strength s moving from
@@ -148,6 +171,35 @@ def detect_plateaus(
         level = 0.5 gives the loss midpoint, reached at u = (1 − 1/√2) s.
       smooth: std of the Gaussian smoothing of the log-excess, in units of ln t
         (0 disables it).
+      denoise: width, in units of ln t, of the running median taken over the
+        recorded points before anything else (0 disables it). Real curves are
+        not monotone: GD near the edge of stability alternates between two
+        branches every step (period 2), SGD's full-data loss jitters with the
+        minibatches, large steps throw the loss up for a few steps
+        (catapults). None of these is a transition. The running median
+        removes jitter and isolated spikes, and the slope and the plateau
+        runs are then taken on its running minimum from the left (the
+        monotone envelope: a saddle-to-saddle transition only goes down), so
+        a bump up, and the return from it, is never a drop. Plateau levels
+        and transition crossings are read on the running median (not the
+        envelope), so noise does not bias them low. A non-increasing curve
+        (up to 1e-9 of its range) is left exactly as it is. Before the median, each
+        point is averaged with its two neighbours, weights (1, 2, 1)/4: this
+        cancels a period-2 oscillation exactly and moves a smooth curve by
+        only a quarter of its second difference.
+      noise_tol: adjacent flat runs whose levels differ by less than this many
+        standard errors of that difference are one plateau (unit: standard
+        errors; 0 disables it). The standard error is σ √(1/n_a + 1/n_b), with
+        σ the robust standard deviation (1.4826 × median absolute deviation) of
+        the scatter the running median removes, over the two runs, and
+        n their numbers of independent values (recorded points, at most one per
+        ``denoise`` of ln t). A noise-free curve has no scatter,
+        so this changes nothing there.
+      min_drop: adjacent flat runs whose levels differ by less than min_drop·ΔL
+        (a fraction of the whole drop, dimensionless) are one plateau. Off (0)
+        by default, so a small last mode (0.6% of ΔL) keeps its plateau; set it
+        for networks whose loss keeps creeping down after the last saddle (e.g.
+        a tanh MLP trained at a large step: steps of ~1e-4 ΔL in its tail).
       n_grid: points of the uniform ln t grid the curve is resampled on.
 
     Returns:
@@ -159,7 +211,7 @@ def detect_plateaus(
       plateau there. Host-side numpy: not for use under ``jax.jit``.
     """
     t = np.asarray(t, dtype=float).ravel()
-    y = np.asarray(loss, dtype=float).ravel()
+    y = loss_arr = np.asarray(loss, dtype=float).ravel()
     if t.shape != y.shape or t.size < 3:
         raise ValueError(f"t and loss must be 1-D of equal length ≥ 3, got shapes {t.shape} and {y.shape}")
     if not (np.all(np.isfinite(t)) and np.all(np.isfinite(y))):
@@ -168,15 +220,32 @@ def detect_plateaus(
         raise ValueError("t must be non-decreasing")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    if slope_tol <= 0 or min_length < 0 or merge_tol < 0 or floor <= 0 or n_grid < 16:
+    if slope_tol <= 0 or min_length < 0 or merge_tol < 0 or floor <= 0 or n_grid < 16 or denoise < 0 or noise_tol < 0 or min_drop < 0:
         raise ValueError(
-            f"need slope_tol > 0, min_length ≥ 0, merge_tol ≥ 0, floor > 0, n_grid ≥ 16; got "
-            f"{slope_tol}, {min_length}, {merge_tol}, {floor}, {n_grid}"
+            f"need slope_tol > 0, min_length ≥ 0, merge_tol ≥ 0, floor > 0, n_grid ≥ 16, denoise ≥ 0, noise_tol ≥ 0, "
+            f"min_drop ≥ 0; got {slope_tol}, {min_length}, {merge_tol}, {floor}, {n_grid}, {denoise}, {noise_tol}, {min_drop}"
         )
 
     positive = t > 0
     if np.count_nonzero(positive) < 3:
         raise ValueError("need at least 3 recorded times t > 0")
+    # Denoise ((1, 2, 1)/4 against period 2, running median in ln t), then the
+    # monotone envelope for the slope; ``scatter`` is what the median removed
+    # (a period-2 oscillation is gone before it, so it does not count as noise).
+    y = y.copy()
+    yp = y[positive]
+    span = float(np.max(yp) - np.min(yp))
+    if np.all(np.diff(yp) <= 1e-9 * span):  # already non-increasing: nothing to denoise, results as before
+        denoise = 0.0
+    if denoise > 0 and yp.size >= 3:
+        yp = np.concatenate([yp[:1], (yp[:-2] + 2 * yp[1:-1] + yp[2:]) / 4, yp[-1:]])
+    y[positive] = _running_median(np.log(t[positive]), yp, denoise)
+    scatter = np.zeros_like(y)
+    raw = loss_arr[positive]
+    if raw.size >= 2:  # pair means cancel a period-2 oscillation; √2 restores the std of white noise
+        pairs = np.concatenate([(raw[:-1] + raw[1:]) / 2, raw[-1:]])
+        scatter[positive] = np.sqrt(2.0) * np.abs(pairs - y[positive])
+    env = np.minimum.accumulate(y)
     y_min, drop = float(np.min(y)), float(np.max(y) - np.min(y))
     whole = lambda: Plateaus(np.array([float(np.median(y))]), np.zeros(0), np.array([0]), np.array([t.size - 1]),
                              np.array([float(np.sqrt(t[positive][0] * t[-1]))]))
@@ -184,11 +253,11 @@ def detect_plateaus(
         return whole()
 
     # Uniform grid in ln t; log excess loss; its slope.
-    x_rec, y_rec = np.log(t[positive]), y[positive]
+    x_rec, y_rec, e_rec = np.log(t[positive]), y[positive], env[positive]
     x_rec, keep = np.unique(x_rec, return_index=True)  # repeated times: keep the first
-    y_rec = y_rec[keep]
+    y_rec, e_rec = y_rec[keep], e_rec[keep]
     xg = np.linspace(x_rec[0], x_rec[-1], n_grid)
-    z = np.log(np.interp(xg, x_rec, y_rec) - y_min + floor * drop)
+    z = np.log(np.interp(xg, x_rec, e_rec) - y_min + floor * drop)
     dx = xg[1] - xg[0]
     z = _smooth(z, smooth / dx)
     rho = -np.gradient(z, dx)
@@ -208,10 +277,30 @@ def detect_plateaus(
         yg = np.interp(xg[i : j + 1], x_rec, y_rec)
         return float(np.median(yg))
 
+    def points(i, j):  # recorded t > 0 inside the grid run [i, j]
+        return positive & (t >= np.exp(xg[i]) * (1 - 1e-12)) & (t <= np.exp(xg[j]) * (1 + 1e-12))
+
+    def level_noise(a, b):
+        """Standard error of the difference of two runs' levels: robust std of the raw
+        scatter over both runs × √(1/n_a + 1/n_b), n = independent values in each run
+        (recorded points, at most one per ``denoise`` of ln t: the running median
+        correlates the points inside one window)."""
+        pa, pb = points(*a), points(*b)
+
+        def n_eff(run, pts):
+            return max(1.0, min(float(np.count_nonzero(pts)), (xg[run[1]] - xg[run[0]]) / max(denoise, 1e-12)))
+
+        n_a, n_b = n_eff(a, pa), n_eff(b, pb)
+        both = pa | pb
+        sigma = 1.4826 * float(np.median(scatter[both])) if np.any(both) else 0.0
+        return sigma * np.sqrt(1.0 / n_a + 1.0 / n_b)
+
     merged = [list(runs[0])]
     for i, j in runs[1:]:
         prev = level_of(*merged[-1])
-        if abs(prev - level_of(i, j)) <= merge_tol * (prev - y_min + floor * drop):
+        tol_merge = max(merge_tol * (prev - y_min + floor * drop), noise_tol * level_noise(merged[-1], (i, j)),
+                        min_drop * drop)
+        if abs(prev - level_of(i, j)) <= tol_merge:
             merged[-1][1] = j
         else:
             merged.append([i, j])
@@ -230,7 +319,7 @@ def detect_plateaus(
         levels[k] = float(np.median(np.interp(xg[i : j + 1][flat], x_rec, y_rec)))
 
     trans = np.array([
-        _crossing_time(t, y, int(ends[k]), int(starts[k + 1]), levels[k] - level * (levels[k] - levels[k + 1]))
+        _crossing_time(t, env, int(ends[k]), int(starts[k + 1]), levels[k] - level * (levels[k] - levels[k + 1]))
         for k in range(len(merged) - 1)
     ])
     mids = np.sqrt(t_lo * t_hi)

@@ -4,7 +4,7 @@ An experiment module defines ``NAME``, a frozen dataclass ``Config`` (validated
 in ``__post_init__`` with ``check_fields``), ``smoke() -> Config``,
 ``simulate(cfg, progress) -> dict of arrays``, ``verify(arrays, cfg) -> rows``
 and ``plot(arrays, cfg) -> {name: Figure}``; ``run_experiment`` wires them and
-writes the run folder (DESIGN.md, "Data flow of one experiment").
+writes the run folder (docs/design.md, "Data flow of one experiment").
 """
 from __future__ import annotations
 

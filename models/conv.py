@@ -27,7 +27,7 @@ a product through H hidden dimensions: rank B̂(ω) ≤ H at every ω. With
 full-size kernels this is the only constraint, so a net with H kernels can
 express exactly the β with max_ω rank B̂(ω) ≤ H (``kernels_needed``).
 
-Loss with white inputs x ~ N(0, I) and a teacher y = β* ⊛ x (DESIGN.md
+Loss with white inputs x ~ N(0, I) and a teacher y = β* ⊛ x (docs/design.md
 convention L = ½ E‖y − f(x)‖², the norm over all channels and positions):
 
     L = ½ ‖B − B*‖²_F = (N/2) ‖β − β*‖² = ½ Σ_ω ‖B̂(ω) − B̂*(ω)‖²_F,

@@ -40,8 +40,6 @@ def test_saddle_predict_is_the_staircase_of_the_theory_functions(depth):
     np.testing.assert_allclose(gd.transition_times, pred.transition_times, rtol=1e-12)
 
 
-@pytest.mark.xfail(raises=ValueError, strict=False,
-                   reason="escape_constant is tabulated for depths 3-5; branch deep-linear computes it for any depth")
 def test_saddle_predict_depth_6():
     pred = saddle.predict(S, init_scale=0.05, depth=6, width=8)
     assert pred.transition_times.shape == (3,) and np.all(np.diff(pred.transition_times) > 0)

@@ -4,7 +4,7 @@ Braun, Dominé, Fitzgerald & Saxe, NeurIPS 2022, "Exact learning dynamics of dee
 linear networks with prior knowledge"; Dominé et al. 2025,
 "From lazy to rich" (arXiv 2409.14623).
 
-Setting (DESIGN.md conventions): f(x) = W2 W1 x, w1: (hidden, in), w2: (out, hidden),
+Setting (docs/design.md conventions): f(x) = W2 W1 x, w1: (hidden, in), w2: (out, hidden),
 loss L = (1/2P) Σ_μ ‖y_μ − W2W1x_μ‖² with Σxx = XᵀX/P = I (white inputs),
 Σyx = YᵀX/P: (out, in), gradient flow τ dW/dt = −∂L/∂W. With E = Σyx − W2W1,
 

@@ -49,7 +49,7 @@ level ℓ: the prediction walks through the category means from broad to fine
 opposite sign of the item's own value the prediction first moves the wrong way
 and comes back (an illusory correlation).
 
-Conventions: loss (1/2P) Σ_μ ‖y_μ − ŷ(x_μ)‖², τ dW/dt = −∂L/∂W (DESIGN.md).
+Conventions: loss (1/2P) Σ_μ ‖y_μ − ŷ(x_μ)‖², τ dW/dt = −∂L/∂W (docs/design.md).
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ weights balanced and aligned with the modes of Σyx = Σ_α s_α u_α v_αᵀ an
     two layers:  τ du/dt = 2u (s − λ u)                    (Saxe 2014, Eq. 7)
     N layers:    τ du/dt = N u^{2−2/N} (s − u)   (λ = 1)    (Saxe 2014, Sec. 4)
 
-GD with rate η ↔ τ = 1/η and t = step index (DESIGN.md).
+GD with rate η ↔ τ = 1/η and t = step index (docs/design.md).
 """
 from __future__ import annotations
 

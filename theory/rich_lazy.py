@@ -4,7 +4,7 @@ Model: f(x) = a wᵀx with a scalar a and w: (d,), i.e. a two-layer linear
 network with one hidden unit (``models.linear`` with sizes (d, 1, 1): W1 = wᵀ,
 W2 = a). Write β = a w for the function it computes.
 
-Conventions (ours, DESIGN.md). Loss L = (1/2P) Σ_μ (y_μ − a wᵀx_μ)², so with
+Conventions (ours, docs/design.md). Loss L = (1/2P) Σ_μ (y_μ − a wᵀx_μ)², so with
 Σxx = XᵀX/P and Σyx = Xᵀy/P, L = ½ E y² − βᵀΣyx + ½ βᵀΣxx β. Gradient flow
 τ dθ/dt = −∂L/∂θ for θ = (a, w), one τ for both layers. Kunin et al. write
 the same loss without the 1/P (their XᵀX, Xᵀy are our Σxx, Σyx: the published

@@ -1,6 +1,6 @@
 """Saddle-to-saddle dynamics of deep linear networks from small random init.
 
-Setting (DESIGN.md conventions): white inputs Σxx = I, Σyx = Σ_α s_α u_α v_αᵀ
+Setting (docs/design.md conventions): white inputs Σxx = I, Σyx = Σ_α s_α u_α v_αᵀ
 (s descending), loss L = ½ tr Σyy − tr(W Σyxᵀ) + ½‖W‖²_F with W = W_L⋯W_1,
 gradient flow τ dW_l/dt = −∂L/∂W_l, and every layer initialised i.i.d.
 N(0, σ²) (``models.linear.init_gaussian(key, (n_in, h, ..., h, n_out),
