@@ -43,8 +43,10 @@ def test_saddle_predict_is_the_staircase_of_the_theory_functions(depth):
 def test_saddle_predict_depth_6():
     pred = saddle.predict(S, init_scale=0.05, depth=6, width=8)
     assert pred.transition_times.shape == (3,) and np.all(np.diff(pred.transition_times) > 0)
-    # depth L ≥ 3: t_k ∝ 1/s_k to leading order (module docstring of theory.saddle)
-    assert pred.transition_times[1] / pred.transition_times[0] == pytest.approx(2.0, rel=0.25)
+    # the overlay is transition_times itself (its accuracy is tested in test_saddle_theory.py);
+    # no tabulated-depth limit: depth 6 uses escape constants computed at call time
+    want = np.asarray(saddle.transition_times(S, init_scale=0.05, depth=6, width=8))
+    np.testing.assert_allclose(pred.transition_times, want, rtol=1e-12)
 
 
 def test_saddle_predict_narrow_width_drops_unlearnable_modes():
