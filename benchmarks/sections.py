@@ -96,12 +96,15 @@ def cache_section(cc: dict, targets: list) -> list:
     lines = ["## (f) JAX persistent compilation cache (CLI)", ""]
     lines.append(
         "`saddle` turns on JAX's persistent compilation cache (directory `$SADDLE_CACHE_DIR`, default "
-        "`~/.cache/saddle/jax`; off with `--no-cache` or `SADDLE_NO_CACHE=1`). Wall seconds of whole CLI "
-        f"processes, first with an empty cache directory (cold), then again (warm). Load average {cc['loadavg']}.")
+        "`~/.cache/saddle/jax`; off with `--no-cache` or `SADDLE_NO_CACHE=1`). Wall and CPU seconds of whole "
+        f"CLI processes (`benchmarks/cache_timing.py`), first with an empty cache directory (cold), then again (warm). Load average {cc['loadavg']}.")
     lines.append("")
-    lines += _table(["command", "cold s", "warm s", "cold / warm"],
-                    [[f"`{r['command']}`", f"{r['cold']:.1f}", f"{r['warm']:.1f}", f"{r['cold'] / r['warm']:.2f}×"]
-                     for r in cc["rows"]])
+    lines += _table(["command", "cold wall s", "warm wall s", "cold / warm (wall)", "cold CPU s", "warm CPU s",
+                     "cold / warm (CPU)", "cache files (MiB)"],
+                    [[f"`{r['command']}`", f"{r['cold']:.1f}", f"{r['warm']:.1f}", f"{r['cold'] / r['warm']:.2f}×",
+                      f"{r.get('cold_cpu', float('nan')):.1f}", f"{r.get('warm_cpu', float('nan')):.1f}",
+                      f"{r.get('cold_cpu', float('nan')) / r.get('warm_cpu', float('nan')):.2f}×",
+                      f"{r['cache_files']} ({r['cache_mib']:.1f})"] for r in cc["rows"]])
     lines.append("")
     return lines
 
