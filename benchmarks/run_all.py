@@ -135,20 +135,8 @@ def loadavg() -> str:
 
 # ----------------------------------------------------------------- markdown
 
-def _row(cells) -> str:
-    return "| " + " | ".join(str(c) for c in cells) + " |"
-
-
-def _table(header, rows) -> list:
-    return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]
-
-
-def _status(best: float, median: float, target: float) -> str:
-    if best >= target and median >= target:
-        return "**met**"
-    if best >= target:
-        return "met on best, missed on median"
-    return "**missed**"
+# The markdown helpers live in sections.py, which renders the newer sections too.
+_row, _table, _status = sections._row, sections._table, sections._status
 
 
 def _per_core(r: dict) -> str:

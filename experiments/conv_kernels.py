@@ -64,7 +64,7 @@ class Config:
         check("s", self.s, len(self.s) <= self.channels, f"at most channels = {self.channels} values")
         check("init_scale", self.init_scale, self.init_scale <= 1e-3, "σ ≤ 1e-3 (the small-init regime)")
         for _, spatial, _ in _cases(self):
-            check("horizon", self.horizon, horizon_margin(self, spatial) >= 10,
+            check("horizon_escapes", self.horizon_escapes, horizon_margin(self, spatial) >= 10,
                   "a horizon that every seed reaches (horizon_margin ≥ 10 e-folds of u0, see conv_kernels.horizon_margin)")
 
 
@@ -182,12 +182,12 @@ def horizon_margin(cfg: Config, spatial) -> float:
     """How much smaller than typical a seed's initial mode strength would have to be to
     miss the horizon, in e-folds: every frequency is a two-layer net started at
     u0 ~ N σ² (``theory.conv``), reaching s/2 at t ≈ ln(s/u0)/(2Ns); the horizon is
-    ``horizon`` × that time for the weakest mode, so a seed misses it only if some
-    u0 is e^{−(horizon − 1) ln(s_r/(Nσ²))} times the typical one. Decided before
+    ``horizon_escapes`` × that time for the weakest mode, so a seed misses it only if some
+    u0 is e^{−(horizon_escapes − 1) ln(s_r/(Nσ²))} times the typical one. Decided before
     training; at the defaults (≈ 40 e-folds) no Gaussian init comes close, so every
     seed finishes and counts."""
     n_pos = int(np.prod(spatial))
-    return float((cfg.horizon - 1.0) * np.log(min(cfg.s) / (n_pos * cfg.init_scale**2)))
+    return float((cfg.horizon_escapes - 1.0) * np.log(min(cfg.s) / (n_pos * cfg.init_scale**2)))
 
 
 def plot(arrays: dict, cfg: Config) -> dict:

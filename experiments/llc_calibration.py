@@ -181,3 +181,7 @@ def plot(arrays: dict, cfg: Config) -> dict:
     ax_e.legend(fontsize=7.5, frameon=False)
     fig.tight_layout()
     return {"llc_calibration": fig}
+
+
+SWEEP_UNSUPPORTED = ("each run already vmaps its SGLD chains and picks its step size from a ladder of compiled "
+                     "rungs in NumPy (and runs NUTS for its reference): a cell cannot hold that; vary fields with `saddle run --set`")

@@ -59,8 +59,8 @@ class Config:
     hidden: Tuple[int, ...] = field((8, 32, 32), _INTS, "hidden width (units per hidden layer) for each depth")
     init_scales: Tuple[float, ...] = field((1e-4, 1e-4, 1e-3), POSITIVE_TUPLE, "init std σ for each depth")
     n_seeds: Tuple[int, ...] = field((6, 8, 4), _INTS, "random inits for each depth")
-    horizon_escapes: float = field(1.2, POSITIVE, "simulate to horizon_escapes × the time by which every seed has "
-                                   "learned every mode (theory: all n seeds with probability 0.999)")
+    horizon_escapes: float = field(1.2, POSITIVE, "simulated time in multiples of the time by which every seed "
+                                   "has learned every mode (theory: all n seeds with probability 0.999)")
     n_points: int = field(300, (lambda n: n >= 50, "an integer ≥ 50"), "log-spaced recording times")
     seed: int = field(0, None, "PRNG seed (task basis and inits)")
 

@@ -240,3 +240,7 @@ def plot(arrays: dict, cfg: Config) -> dict:
         ax.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
     return {"stagewise_influence": fig}
+
+
+SWEEP_UNSUPPORTED = ("each checkpoint picks its SGLD step size from a ladder of compiled rungs in NumPy, and "
+                     "the influence rows compare per-chain estimates on the host: a cell cannot hold that; vary fields with `saddle run --set`")

@@ -82,7 +82,7 @@ def test_existing_nonempty_out_is_not_touched(capsys, tmp_path):
 
 
 def test_plot_of_non_run_folder(capsys, tmp_path):
-    _one_line_error(capsys, ["plot", str(tmp_path)], "not a run or sweep folder")
+    _one_line_error(capsys, ["plot", str(tmp_path)], "is not a run folder or a sweep folder")
 
 
 def test_unknown_command_and_flag(capsys):

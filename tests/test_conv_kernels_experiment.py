@@ -14,8 +14,8 @@ def test_config_checks():
     with pytest.raises(ValueError, match="init_scale"):
         conv_kernels.Config(init_scale=0.1)
     # a horizon that leaves the weakest mode < 10 e-folds of u0 to spare is refused before training
-    with pytest.raises(ValueError, match="horizon"):
-        conv_kernels.Config(horizon=1.1)
+    with pytest.raises(ValueError, match="horizon_escapes"):
+        conv_kernels.Config(horizon_escapes=1.1)
 
 
 def test_kernels_in_use_counts_max_over_frequencies():

@@ -8,8 +8,8 @@ import pytest
 
 import experiments
 
-SMOKES_HERE = ["activation-geometry", "attention-heads", "conv-kernels", "linear-attention-plateaus"]
-SMOKES_THERE = ["rich-lazy", "saddle-to-saddle", "softmax-icl-patterns"]  # test_experiment_smokes_2.py
+SMOKES_HERE = ["activation-geometry", "attention-heads", "conv-kernels", "linear-attention-plateaus", "llc-calibration"]
+SMOKES_THERE = ["rich-lazy", "saddle-to-saddle", "softmax-icl-patterns", "stagewise-influence"]  # test_experiment_smokes_2.py
 COVERED_ELSEWHERE = {
     "saxe-modes": "test_cli.py (smoke run folder and verify.json)",
     "lambda-balanced": "test_lambda_balanced_experiment.py",

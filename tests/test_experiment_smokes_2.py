@@ -5,7 +5,7 @@ import pytest
 import experiments
 
 
-@pytest.mark.parametrize("name", ["rich-lazy", "saddle-to-saddle", "softmax-icl-patterns"])
+@pytest.mark.parametrize("name", ["rich-lazy", "saddle-to-saddle", "softmax-icl-patterns", "stagewise-influence"])
 def test_smoke_run_passes_every_row(name, tmp_path):
     exp = experiments.get(name)
     rows = exp.run(exp.smoke(), tmp_path / "run").rows

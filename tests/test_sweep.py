@@ -72,6 +72,7 @@ _DEVICES_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # ~30-45 s: subprocesses with emulated devices/hosts
 def test_four_emulated_devices_equal_one_device_exactly():
     env = {**ENV, "JAX_NUM_CPU_DEVICES": "4", "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     proc = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
@@ -155,6 +156,7 @@ _HOST_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # ~30-45 s: subprocesses with emulated devices/hosts
 def test_two_hosts_emulated_with_jax_distributed_equal_one_process(tmp_path):
     """Two processes × two CPU devices joined by jax.distributed.initialize (the
     multi-host path) give every host the same cells as a single process."""
