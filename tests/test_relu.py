@@ -269,9 +269,10 @@ def test_relu_kinks_default_run_passes(tmp_path):
     assert result.rows and not failed, failed
 
 
-def _best_spline_loss(x, y, k):
+def _best_spline_loss(x, y, k, grid=np.linspace(-1, 1, 201)):
     """min over k breakpoints p (and slope jumps, and a free affine part) of (1/2P)‖P⊥(y − Σ c relu(x − p))‖²:
-    brute force over a 0.01 grid of sorted breakpoints, then Nelder-Mead from the best cell."""
+    brute force over ``grid`` (default: 0.01 steps) of sorted breakpoints, then Nelder-Mead
+    from the best cell. tests/test_theory_overlays.py uses it too."""
     from itertools import combinations
 
     from scipy.optimize import minimize
@@ -285,7 +286,6 @@ def _best_spline_loss(x, y, k):
         coef, *_ = np.linalg.lstsq(f, yt, rcond=None)
         return 0.5 * np.sum((yt - f @ coef) ** 2) / x.size
 
-    grid = np.linspace(-1, 1, 201)
     best = min(combinations(grid, k), key=loss)
     res = minimize(loss, np.array(best), method="Nelder-Mead", options={"xatol": 1e-12, "fatol": 1e-16, "maxiter": 4000})
     return min(res.fun, loss(best))

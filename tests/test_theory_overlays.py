@@ -6,7 +6,6 @@ paper (attention), an exhaustive search (ReLU narrow optima), or, for depths
 whose simulation takes minutes, the pieces it is assembled from plus the time
 convention (τ = 1/η: GD times in steps).
 """
-import itertools
 
 import jax
 import jax.numpy as jnp
@@ -135,23 +134,8 @@ def test_attention_heads_predict_drops_follow_the_escape_order():
     assert np.all(np.diff(pred.transition_times) > 0)
 
 
-def _exhaustive_spline_loss(x, y, k, grid):
-    """min over k knots of the affine-free least-squares loss: every k-subset of ``grid``,
-    then Nelder-Mead from the best subset (as tests/test_relu.py's brute-force spline)."""
-    from scipy.optimize import minimize
-
-    q, _ = np.linalg.qr(np.stack([x, np.ones_like(x)], axis=1))
-    proj = lambda v: v - q @ (q.T @ v)
-    yt = proj(y)
-
-    def loss(ps):
-        f = proj(np.maximum(x[:, None] - np.asarray(ps)[None, :], 0.0))
-        coef, *_ = np.linalg.lstsq(f, yt, rcond=None)
-        return 0.5 * np.sum((yt - f @ coef) ** 2) / x.size
-
-    best = min(itertools.combinations(grid, k), key=loss)
-    res = minimize(loss, np.array(best), method="Nelder-Mead", options={"xatol": 1e-12, "fatol": 1e-16, "maxiter": 4000})
-    return min(res.fun, loss(best))
+# min over k knots of the affine-free least-squares loss: the brute-force spline of test_relu.py
+from test_relu import _best_spline_loss as _exhaustive_spline_loss  # noqa: E402
 
 
 def test_relu_narrow_optima_against_exhaustive_search():
