@@ -43,9 +43,11 @@ Exact evaluation: with w = (σ_i cos θ, σ_j sin θ), t = tan θ > 0 and points
 q_μ = (−σ_i s̄_iμ/e_i, −σ_j s̄_jμ/e_j), G = [H(t)² − 1 − t²]/(2t) with
 H(t) = max_μ (q_μ0 + t q_μ1), piecewise linear with breaks at the convex hull's
 edges. On a piece where vertex (a, b) is active, G = (a² − 1)/(2t) + ab +
-t(b² − 1)/2, whose only interior minimum is t = √((a² − 1)/(b² − 1)). The
-infimum is therefore attained at a hull break, such a stationary point, or in
-the limits t → 0⁺, ∞ (which ``_quadrant_inf`` takes analytically).
+t(b² − 1)/2, with an interior minimum only if a > 1 and b > 1, i.e. both axes
+on their far side; then the opposite direction −w (same sign of w_i w_j) has
+both axes tight, where G → b* ≤ 1 as t → 0, below ab + √((a² − 1)(b² − 1)) ≥ 1.
+So the infimum that sets the band lies at a hull break or in the limits t → 0⁺,
+∞ (which ``_quadrant_inf`` takes analytically).
 
 The family used by experiment ``modularisation`` (our construction): two
 sources uniform on the square [−½, ½]² with the two corners where both are low
@@ -113,14 +115,8 @@ def _quadrant_inf(q: np.ndarray, vertices: np.ndarray) -> float:
     q: (P, 2) normalised points (max of each column ≥ 1 by construction);
     vertices: (V, 2) their convex hull vertices. Returns +inf when unbounded."""
     a, b = vertices[:, 0], vertices[:, 1]
-    cands = []
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = (a ** 2 - 1) / (b ** 2 - 1)
-    cands.append(np.sqrt(ratio[(a ** 2 > 1) & (b ** 2 > 1)]))           # interior minima of each piece
-    a2, b2 = np.roll(a, -1), np.roll(b, -1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cands.append((a2 - a) / (b - b2))                               # ties between adjacent vertices
-    t = np.concatenate(cands)
+        t = (np.roll(a, -1) - a) / (b - np.roll(b, -1))                 # ties between adjacent vertices
     t = t[np.isfinite(t) & (t > 0)]
     values = [np.inf]
     if t.size:
