@@ -75,7 +75,7 @@ class Config:
 
 
 def smoke() -> Config:
-    return Config(deltas=(0.25, 1.0), n_values=9, n_seeds=1, steps=3000, learning_rate=1e-2, kinds=("linear",),
+    return Config(deltas=(0.25, 0.625, 1.0), n_values=9, n_seeds=1, steps=3000, learning_rate=1e-2, kinds=("linear",),
                   claim_margin=1.1)
 
 
