@@ -24,6 +24,12 @@ equivalently (Thm 2.2, when S_ij ⪰ 0) the convex hull of the centred sample
 (github.com/kylehkhsu/modular, ``check_modular``) tests (2.1) on a grid of
 500 angles; here it is solved exactly.
 
+What (2.1) compares is activity energy at equal encoding weights, as
+``check_modular`` does; the weight energy that fixes the code's scale is not in
+it. In our simulations (experiment ``modularisation``) a weight energy with
+λ_w/λ_act = 10⁻² kept codes modular one grid step past the predicted switch
+(an unmixing readout costs weight), so the prediction is for λ_w ≪ λ_act.
+
 The margin (our derivation). f_ij(w) ≥ 0 holds with equality on one axis
 direction by construction (the ellipse always touches the hull at the nearer
 extreme), so min_w f_ij is 0 on the modular side and says nothing about how far
@@ -54,7 +60,7 @@ sources uniform on the square [−½, ½]² with the two corners where both are 
 or both are high cut off, |s_1 + s_2| ≤ δ, δ ∈ (0, 1] (δ = 1: independent).
 For the continuous uniform density (``strip_covariance``, ``strip_switch``)
 the marginal ranges stay [−½, ½] (e = ½), and (2.1) reduces to the cut facets:
-modular iff ¼ − c(δ) ≤ δ²/2, which switches at δ* ≈ 0.7265.
+modular iff ¼ − c(δ) ≤ δ²/2, which switches at δ* ≈ 0.7258.
 """
 from __future__ import annotations
 
