@@ -36,5 +36,5 @@ def run_episodes(episode: Callable, state, key, *, n_records: int, every: int, o
         return s, observe(s)
 
     final, obs = jax.lax.scan(block, state, jnp.arange(n_records))
-    obs = jax.tree_util.tree_map(lambda a0, a: jnp.concatenate([a0[None], a]), observe(state), obs)
+    obs = jax.tree_util.tree_map(lambda a0, a: jnp.concatenate([jnp.asarray(a0)[None], a]), observe(state), obs)
     return EpisodeRecord(start + every * jnp.arange(n_records + 1), obs, final)

@@ -232,6 +232,17 @@ def _first_crossing(field, y0, level_fn, threshold, horizon, step):
     return jnp.where(crossed, t_hit, jnp.inf), y
 
 
+def primitive_learning_time(T, *, learning_rate, r0=0.0, margin=0.01, horizon=1e4, step=0.01):
+    """α (episodes/N) for one primitive to reach R = R*(T, η) − margin from R(0) = r0 (primitive ODE,
+    RK4 steps of ``step``, crossing by cubic Hermite interpolation: error O(step⁴)); inf when not
+    reached by ``horizon``. Scalar T; jit/vmap-able."""
+    _check_rate(T, learning_rate)
+    threshold = fixed_point(T, learning_rate) - margin
+    t, _ = _first_crossing(lambda r: primitive_rate(r, T=T, learning_rate=learning_rate),
+                           jnp.asarray(r0, jnp.result_type(float)), lambda r: r, threshold, horizon, step)
+    return t
+
+
 class LearningTime(NamedTuple):
     """α to reach the threshold of the composite overlap: pretrain (primitive phase, 0 when vanilla),
     composite (composite phase) and total = pretrain + composite; inf if not reached by the horizon."""
@@ -258,8 +269,8 @@ def learning_time(T, *, learning_rate, v_learning_rate, v_teacher, v0, shaped, r
     r_start = jnp.asarray(r0, dtype)
     t_pre = jnp.zeros((), dtype)
     if shaped:
-        t_pre, _ = _first_crossing(lambda r: primitive_rate(r, T=T, learning_rate=learning_rate),
-                                   r_start, lambda r: r, threshold, horizon, step)
+        t_pre = primitive_learning_time(T, learning_rate=learning_rate, r0=r_start, margin=margin,
+                                        horizon=horizon, step=step)
         r_start = jnp.maximum(r_start, threshold)  # the primitive phase ends exactly at the threshold
     y0 = CompositeState(jnp.broadcast_to(r_start, vt.shape), _unit(jnp.asarray(v0, dtype)))
     field = lambda y: composite_rates(y, T=T, learning_rate=learning_rate,  # noqa: E731
