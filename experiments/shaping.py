@@ -75,7 +75,8 @@ def _learning_times(cfg: Config, T, learning_rate):
 def _primitive_time(cfg: Config, T) -> np.ndarray:
     """Predicted α for one primitive to reach R* − margin from R = 0 (sets each run's length)."""
     f = jax.vmap(lambda t: shaping.primitive_learning_time(t, learning_rate=cfg.learning_rate, margin=cfg.margin))
-    return np.asarray(f(jnp.atleast_1d(jnp.asarray(T, float)))).reshape(np.shape(T))
+    with jax.ensure_compile_time_eval():  # concrete even when called inside a sweep cell's trace
+        return np.asarray(f(jnp.atleast_1d(jnp.asarray(T, float)))).reshape(np.shape(T))
 
 
 def _primitive_cell(cfg: Config, max_T: int):
@@ -238,8 +239,9 @@ SWEEP_METRIC = "r_err"
 
 
 def cell(cfg: Config, values: dict) -> dict:
-    """R(α) for each T in ``Ts`` at (seed, learning_rate), the final R, and the worst
-    |R_sim − R_ODE| over T and α (one seed: a finite-N error of order 1/√N)."""
+    """R(α) for each T in ``Ts`` at (seed, learning_rate) (T, records), the final R, the
+    probability of an unrewarded episode 1 − P(R)^T as "loss", and the worst |R_sim − R_ODE|
+    over T and α (one seed: a finite-N error of order 1/√N)."""
     ts = np.asarray(cfg.Ts, dtype=float)
     every = np.maximum(1, np.round(cfg.alpha_factor * _primitive_time(cfg, ts) * cfg.n / cfg.n_records)).astype(int)
     run = _primitive_cell(cfg, int(max(cfg.Ts)))
@@ -249,4 +251,6 @@ def cell(cfg: Config, values: dict) -> dict:
     r = jnp.stack([o["r"] for o in out])
     alpha = np.stack([e * np.arange(cfg.n_records + 1) / cfg.n for e in every])
     ode = jnp.stack([shaping.overlap(a, T=T, learning_rate=lr) for a, T in zip(alpha, ts)])
-    return {"r": r, "final_r": r[:, -1], "r_err": jnp.max(jnp.abs(r - ode))}
+    # "loss": the probability that an episode goes unrewarded, 1 − P(R)^T (P = 1 − arccos(R)/π)
+    loss = 1.0 - shaping.success_probability(r) ** jnp.asarray(ts)[:, None]
+    return {"r": r, "final_r": r[:, -1], "loss": loss, "r_err": jnp.max(jnp.abs(r - ode))}
