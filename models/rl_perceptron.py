@@ -1,5 +1,5 @@
 """RL-perceptron students of a compositional task (Lee, Sarao Mannelli & Saxe, ICML 2024,
-arXiv 2402.18361, Sec. 3-4; Patel et al. 2023, arXiv 2306.10404, Sec. 2 for one primitive).
+arXiv 2402.18361; Patel et al. 2023, arXiv 2306.10404, for one primitive).
 
 K primitives: student w (K, N), teacher w* (K, N) with orthogonal rows, |w*_k|² = N; readouts
 v, v* (K,), unit norm. An episode is T binary decisions; at decision t primitive k sees its

@@ -138,3 +138,18 @@ def test_config_refuses_a_readout_of_the_wrong_length():
 def test_full_config_passes_every_row(tmp_path):
     result = run_experiment(shaping_exp, shaping_exp.Config(), tmp_path / "run")
     assert all(r["passed"] for r in result.rows), [r for r in result.rows if not r["passed"]]
+
+
+def test_run_episodes_records_every_block_and_draws_a_fresh_key_per_episode(key):
+    from dynamics.episodes import run_episodes
+
+    def episode(state, k):  # count episodes and sum one uniform draw per episode
+        return state[0] + 1, state[1] + jax.random.uniform(k)
+
+    rec = run_episodes(episode, (0, 0.0), key, n_records=3, every=4, observe=lambda s: s[0])
+    np.testing.assert_array_equal(np.asarray(rec.episodes), [0, 4, 8, 12])
+    np.testing.assert_array_equal(np.asarray(rec.observed), [0, 4, 8, 12])
+    draws = sum(float(jax.random.uniform(jax.random.fold_in(key, i))) for i in range(12))
+    assert float(rec.final[1]) == pytest.approx(draws, abs=1e-12)
+    with pytest.raises(ValueError, match="n_records"):
+        run_episodes(episode, (0, 0.0), key, n_records=0, every=4, observe=lambda s: s[0])

@@ -1,6 +1,9 @@
 """Shaping: RL-perceptron students learning a compositional task (Lee, Sarao Mannelli
-& Saxe, ICML 2024, "Why do animals need shaping?", arXiv 2402.18361, Sec. 3-4;
-the single-primitive RL perceptron is Patel et al. 2023, arXiv 2306.10404, Sec. 3).
+& Saxe, ICML 2024, "Why do animals need shaping?", arXiv 2402.18361; the single-primitive RL
+perceptron is Patel et al. 2023, arXiv 2306.10404). Our stored copy of the paper held only its
+abstract, so the setting and the equations below are taken from, and checked term by term
+against, the authors' code (github.com/jinhl9/saad-solla-composition, files named below); no
+section or equation number of the paper is cited from memory.
 
 Setting (``models.rl_perceptron``; the authors' code github.com/jinhl9/saad-solla-composition,
 ``solver/simple_hrl_solver.py``). K primitive teachers w*_k ∈ R^N (orthogonal, |w*_k|² = N),
@@ -22,7 +25,8 @@ probability P(ρ) = 1 − arccos(ρ)/π. Time is α = episodes / N.
 
 ODEs (N → ∞). Our derivation, written for the renormalised student; it agrees term by term
 with the authors' per-step solver (``HRLODESolver._step1/_step2``: dR, dQ, dV, then R/√Q, Q = 1)
-and with arXiv 2306.10404 Eq. (8)-(9) (η₂ = 0) before renormalisation. Gaussian integration by
+and with the authors' single-primitive ODE ``RLPerceptronODESolver`` (``solver/ode.py``, negative
+learning rate 0) before renormalisation. Gaussian integration by
 parts gives E[sign(λ̃) z 1(sign λ̃ = sign ν̃)] = (E[zλ̃]/σ_λ̃ + E[zν̃]/σ_ν̃)/√(2π), and the other
 T − 1 decisions contribute P^{T−1}; the noise term of |Δw_k|² gives η² v_k² P^T/T. With Q_k = 1:
 
@@ -53,13 +57,13 @@ def _check_rate(T, learning_rate):
 
 def success_probability(rho):
     """P(ρ) = 1 − arccos(ρ)/π: probability that sign(λ) = sign(ν) for unit-variance Gaussian fields
-    with correlation ρ (arXiv 2402.18361, Sec. 3). Shape of ρ."""
+    with correlation ρ (the authors' ``P_task``/``P_tilde``). Shape of ρ."""
     return 1.0 - jnp.arccos(jnp.clip(rho, -1.0, 1.0)) / jnp.pi
 
 
 def primitive_rate(r, *, T, learning_rate):
     """dR/dα of one renormalised RL perceptron with T decisions per episode (module docstring;
-    arXiv 2306.10404 Eq. 8-9 with Q held at 1; our derivation). Shape of r."""
+    our derivation; the authors' ``HRLODESolver._step1`` in continuous time). Shape of r."""
     p = success_probability(r)
     return (learning_rate * (1.0 - r**2) * p ** (T - 1) / _SQRT_2PI
             - learning_rate**2 * r * p**T / (2.0 * T))
@@ -149,7 +153,7 @@ class CompositeState(NamedTuple):
 
 
 def composite_overlap(r, v, v_teacher):
-    """ρ̃ = Σ_k v_k v*_k R_k / (|v||v*|) (Q_k = S_k = 1; arXiv 2402.18361 Sec. 4). r, v: (..., K)."""
+    """ρ̃ = Σ_k v_k v*_k R_k / (|v||v*|) (Q_k = S_k = 1; the authors' ``HRLODESolver.overlap``). r, v: (..., K)."""
     return jnp.sum(v * v_teacher * r, -1) / (jnp.linalg.norm(v, axis=-1) * jnp.linalg.norm(v_teacher, axis=-1))
 
 
@@ -254,7 +258,8 @@ class LearningTime(NamedTuple):
 def learning_time(T, *, learning_rate, v_learning_rate, v_teacher, v0, shaped, r0=0.0, margin=0.01,
                   horizon=1e4, step=0.01) -> LearningTime:
     """α (episodes/N) until the composite overlap ρ̃ reaches R*(T, η) − margin (the authors'
-    threshold in ``training_time.py``), vanilla or shaped (arXiv 2402.18361, Sec. 4-5, Fig. 3-4).
+    threshold in ``experiments/hrl/training_time.py``), vanilla or shaped (arXiv 2402.18361: shaping
+    by primitive pre-training; the authors sweep T = 1..10 in ``launch_hrl_training_time.sh``).
 
     Vanilla: the composite ODE from R_k = r0, v = v0. Shaped (primitive pre-training): every
     primitive first learns alone (primitive ODE, all K in parallel, one episode each per unit of
