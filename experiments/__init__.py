@@ -51,6 +51,7 @@ _MODULES = {
     "llc-calibration": "experiments.llc_calibration",
     "stagewise-influence": "experiments.stagewise_influence",
     "modularisation": "experiments.modularisation",
+    "shaping": "experiments.shaping",
 }
 # name -> module path of plug-ins: from entry points (loaded once) and register().
 _PLUGINS: Dict[str, str] = {}

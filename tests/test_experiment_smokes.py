@@ -19,6 +19,7 @@ COVERED_ELSEWHERE = {
     "relu-escape-grid": "test_relu_escape_grid.py",
     "relu-plateau-grid": "test_relu_plateau_grid.py",
     "modularisation": "test_modularisation_experiment.py",
+    "shaping": "test_shaping.py",
 }
 
 
