@@ -75,10 +75,6 @@ def directpred_predictor(w, *, epsilon: float = 0.0) -> jax.Array:
     return (u * (jnp.sqrt(s) + epsilon * jnp.max(s))) @ u.T
 
 
-def _target(params: Params, tau, ema: bool):
-    return jax.lax.stop_gradient(params.target if ema else tau * params.online)
-
-
 def population_objective(params: Params, predictor, target, noise_var) -> jax.Array:
     """J = ½E‖W_p W x1 − target x2‖² for x ~ N(0, I), x1,2 = x + σξ1,2 (Assumption 2):
     ½[(1 + σ²)‖W_p W‖² − 2 tr(W_p W targetᵀ) + (1 + σ²)‖target‖²]."""
@@ -94,28 +90,26 @@ def sampled_objective(params: Params, predictor, target, views) -> jax.Array:
     return 0.5 * jnp.mean(jnp.sum(r**2, axis=-1))
 
 
-def training_loss(*, weight_decay, noise_var=0.0, tau=1.0, alpha_p=1.0, ema_rate: float = 0.0,
-                  directpred: bool = False, epsilon: float = 0.0, sampled: bool = False):
+def training_loss(*, weight_decay, noise_var=0.0, tau=1.0, alpha_p=1.0, ema_rate=0.0, directpred=False,
+                  symmetric=True, epsilon: float = 0.0, sampled: bool = False):
     """``loss(params, data)`` whose gradient flow is Lemma 1 (Eqns. 2-4) with weight decay η
     (module docstring). ``ema_rate`` β > 0: BYOL, W_a follows Ẇ_a = β(W − W_a) (Eq. 4);
     β = 0: the target is τW (SimSiam at τ = 1). ``directpred``: the predictor is set from F
     by Eq. 18 at every evaluation (the predictor parameter is then not read; only weight decay
-    moves it). ``sampled``: data = (x1, x2) views
-    (SGD); else the population objective with augmentation variance ``noise_var`` (data unused).
-    ``ema_rate``, ``directpred`` and ``sampled`` are static; the others may be traced."""
-    ema = ema_rate != 0.0
+    moves it). ``symmetric=False`` reads W_p as it is (Lemma 1 without Assumption 3; Theorem 1's
+    balance is exact only then). ``sampled`` (static): data = (x1, x2) views, each (B, n_in) (SGD); else the
+    population objective with augmentation variance ``noise_var`` (data unused). Every other
+    argument may be a traced scalar (``jnp.where`` picks the target and the predictor)."""
 
     def loss(params: Params, data):
-        if directpred:
-            predictor = directpred_predictor(params.online, epsilon=epsilon)
-        else:
-            wp = _sym(params.predictor)
-            predictor = jax.lax.stop_gradient(wp) + alpha_p * (wp - jax.lax.stop_gradient(wp))
-        target = _target(params, tau, ema)
+        wp = jnp.where(symmetric, _sym(params.predictor), params.predictor)
+        trained = jax.lax.stop_gradient(wp) + alpha_p * (wp - jax.lax.stop_gradient(wp))
+        predictor = jnp.where(directpred, directpred_predictor(params.online, epsilon=epsilon), trained)
+        target = jax.lax.stop_gradient(jnp.where(ema_rate > 0, params.target, tau * params.online))
         j = sampled_objective(params, predictor, target, data) if sampled else \
             population_objective(params, predictor, target, noise_var)
         decay = 0.5 * weight_decay * (jnp.sum(params.online**2) + jnp.sum(params.predictor**2))
-        ema_term = 0.5 * ema_rate * jnp.sum((params.target - jax.lax.stop_gradient(params.online)) ** 2) if ema else 0.0
+        ema_term = 0.5 * ema_rate * jnp.sum((params.target - jax.lax.stop_gradient(params.online)) ** 2)
         return j + decay + ema_term
 
     return loss
@@ -126,15 +120,19 @@ def spectra(params: Params, *, noise_var=0.0, tau=1.0, alpha_p=1.0, weight_decay
 
     s: (n_out,) eigenvalues of F (ascending); p: (n_out,) W_p's Rayleigh quotients u_jᵀW_p u_j on F's
     eigenvectors (= its eigenvalues once aligned); commutator: ‖[F, W_p]‖_F; commutator_rel:
-    that over ‖F‖_F‖W_p‖_F; lambda_min_k: λ_min of K = (1 + σ²)(α_p F/2 + W_p²) − τW_p + (3/2)ηI (Eq. 9)."""
-    f, wp = correlation(params), _sym(params.predictor)
+    that over ‖F‖_F‖W_p‖_F; lambda_min_k: λ_min of K = (1 + σ²)(α_p F/2 + W_p²) − τW_p + (3/2)ηI (Eq. 9);
+    imbalance: F − W_pᵀW_p/α_p: (n_out, n_out), which Theorem 1 (Eq. 5) says is e^{−2ηt}C (for an
+    unsymmetrised predictor); asymmetry: ‖W_p − W_pᵀ‖_F/‖W_p‖_F of the raw parameter. For an asymmetric
+    W_p the other entries describe its symmetric part."""
+    f, wp, raw = correlation(params), _sym(params.predictor), params.predictor
     s, u = jnp.linalg.eigh(f)
     comm = f @ wp - wp @ f
     k = (1.0 + noise_var) * (0.5 * alpha_p * f + wp @ wp) - tau * wp + 1.5 * weight_decay * jnp.eye(f.shape[0])
     c = jnp.linalg.norm(comm)
     return {"s": s, "p": jnp.einsum("ij,ik,kj->j", u, wp, u), "commutator": c,
             "commutator_rel": c / (jnp.linalg.norm(f) * jnp.linalg.norm(wp) + 1e-300),
-            "lambda_min_k": jnp.linalg.eigvalsh(k)[0]}
+            "lambda_min_k": jnp.linalg.eigvalsh(k)[0], "imbalance": f - raw.T @ raw / alpha_p,
+            "asymmetry": jnp.linalg.norm(raw - raw.T) / (jnp.linalg.norm(raw) + 1e-300)}
 
 
 def aligned_modes(params: Params, basis) -> dict:

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory._domain import concrete, require
+from theory._domain import require
 
 
 def _float(x):
@@ -187,21 +187,20 @@ def collapses(p0, s0, *, weight_decay, noise_var=0.0, tau=1.0, alpha_p=1.0, hori
 
     On the invariant parabola (s0 = p0²/α_p) the paper's criterion is p0 < p₋*; above η_c every
     mode collapses. Off the parabola the basin boundary is the saddle's stable manifold, which we
-    locate by solving Eqns. 11-12 to ``horizon`` (default 40/η, many e-folds of the slowest
+    locate by solving Eqns. 11-12 to ``horizon`` (default 40/min η, many e-folds of the slowest
     linear rate η at the collapse) and asking which attractor the end point is nearer — our
     construction. Needs weight_decay > 0 (at η = 0 there is no collapse attractor). Returns a
-    bool array shaped like p0."""
+    bool array of the broadcast shape of p0, s0 and the parameters."""
     require("weight_decay > 0 (η = 0 has no collapse attractor)", lambda weight_decay: weight_decay > 0,
             weight_decay=weight_decay)
     p_plus, _ = predictor_fixed_points(weight_decay, noise_var=noise_var, tau=tau, alpha_p=alpha_p)
-    horizon = 40.0 / float(weight_decay) if horizon is None else horizon
+    horizon = 40.0 / float(np.min(weight_decay)) if horizon is None else horizon
     end = eigen_trajectory([0.0, horizon], p0, s0, weight_decay=weight_decay, noise_var=noise_var, tau=tau,
                            alpha_p=alpha_p, rtol=1e-8)
     p, s = end.p[-1], end.s[-1]
-    if concrete(p_plus) and not np.all(np.isfinite(np.asarray(p_plus))):
-        return jnp.ones(jnp.shape(p), dtype=bool)
     s_plus = p_plus**2 / alpha_p
-    return (p**2 + s**2) < ((p - p_plus) ** 2 + (s - s_plus) ** 2)
+    nearer_collapse = (p**2 + s**2) < ((p - p_plus) ** 2 + (s - s_plus) ** 2)
+    return jnp.where(jnp.isfinite(p_plus), nearer_collapse, True)
 
 
 def commutator_bound(t, log_c0, lambda_min_k):
