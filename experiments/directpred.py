@@ -173,10 +173,13 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
     eta_a = np.asarray(cfg.aligned_weight_decays)[:, None]
     p0 = np.broadcast_to(np.asarray(cfg.aligned_p0), (eta_a.shape[0], cfg.n_out))
     s0 = np.broadcast_to(np.asarray(cfg.aligned_s0), p0.shape)
-    th = theory.eigen_trajectory(out["t"], p0, s0, weight_decay=eta_a, noise_var=cfg.noise_var, alpha_p=cfg.alpha_p)
-    out.update(aligned_p_theory=np.moveaxis(np.asarray(th.p), 1, 0), aligned_s_theory=np.moveaxis(np.asarray(th.s), 1, 0),
-               aligned_collapses=np.asarray(theory.collapses(p0, s0, weight_decay=eta_a, noise_var=cfg.noise_var,
-                                                             alpha_p=cfg.alpha_p)))
+    # one solve: the recording times, then 40/min η (many e-folds of the slowest rate η at the
+    # collapse) for ``theory.collapses``'s criterion on the end point
+    t_long = np.append(out["t"], max(40.0 / float(np.min(eta_a)), 2.0 * cfg.horizon))
+    th = theory.eigen_trajectory(t_long, p0, s0, weight_decay=eta_a, noise_var=cfg.noise_var, alpha_p=cfg.alpha_p)
+    out.update(aligned_p_theory=np.moveaxis(np.asarray(th.p[:-1]), 1, 0), aligned_s_theory=np.moveaxis(np.asarray(th.s[:-1]), 1, 0),
+               aligned_collapses=np.asarray(theory.nearer_collapse(th.p[-1], th.s[-1], weight_decay=eta_a,
+                                                                   noise_var=cfg.noise_var, alpha_p=cfg.alpha_p)))
     s0_dp = out["run_s"][index["directpred"], 0]
     out["directpred_s_theory"] = np.asarray(theory.directpred_trajectory(
         out["t"], s0_dp, weight_decay=cfg.weight_decay, noise_var=cfg.noise_var))

@@ -112,7 +112,8 @@ def fixed_point_eigenvalues(weight_decay, *, noise_var=0.0, tau=1.0, alpha_p=1.0
     p_plus, p_minus = predictor_fixed_points(weight_decay, noise_var=noise_var, tau=tau, alpha_p=alpha_p)
 
     def roots(trace, det):
-        disc = (trace**2 - 4.0 * det).astype(jnp.result_type(complex))
+        cplx = jnp.result_type(complex)
+        disc, trace = (trace**2 - 4.0 * det).astype(cplx), trace.astype(cplx)
         return jnp.stack([(trace + jnp.sqrt(disc)) / 2.0, (trace - jnp.sqrt(disc)) / 2.0], axis=-1)
 
     def at(p):
@@ -193,14 +194,19 @@ def collapses(p0, s0, *, weight_decay, noise_var=0.0, tau=1.0, alpha_p=1.0, hori
     bool array of the broadcast shape of p0, s0 and the parameters."""
     require("weight_decay > 0 (η = 0 has no collapse attractor)", lambda weight_decay: weight_decay > 0,
             weight_decay=weight_decay)
-    p_plus, _ = predictor_fixed_points(weight_decay, noise_var=noise_var, tau=tau, alpha_p=alpha_p)
     horizon = 40.0 / float(np.min(weight_decay)) if horizon is None else horizon
     end = eigen_trajectory([0.0, horizon], p0, s0, weight_decay=weight_decay, noise_var=noise_var, tau=tau,
                            alpha_p=alpha_p, rtol=1e-8)
-    p, s = end.p[-1], end.s[-1]
+    return nearer_collapse(end.p[-1], end.s[-1], weight_decay=weight_decay, noise_var=noise_var, tau=tau, alpha_p=alpha_p)
+
+
+def nearer_collapse(p, s, *, weight_decay, noise_var=0.0, tau=1.0, alpha_p=1.0):
+    """Whether the state (p, s) is nearer the collapse (0, 0) than the stable (p₊*, s₊*) (True above
+    η_c, where p₊* does not exist): how ``collapses`` reads the end of a long reduced trajectory."""
+    p_plus, _ = predictor_fixed_points(weight_decay, noise_var=noise_var, tau=tau, alpha_p=alpha_p)
     s_plus = p_plus**2 / alpha_p
-    nearer_collapse = (p**2 + s**2) < ((p - p_plus) ** 2 + (s - s_plus) ** 2)
-    return jnp.where(jnp.isfinite(p_plus), nearer_collapse, True)
+    nearer = (p**2 + s**2) < ((p - p_plus) ** 2 + (s - s_plus) ** 2)
+    return jnp.where(jnp.isfinite(p_plus), nearer, True)
 
 
 def commutator_bound(t, log_c0, lambda_min_k):
