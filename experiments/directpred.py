@@ -302,6 +302,15 @@ def verify(arrays: dict, cfg: Config) -> list:
 
 
 # ------------------------------------------------------------------ figures
+def _edges(v) -> np.ndarray:
+    """Cell edges around sorted grid values: midpoints, and half a step beyond each end."""
+    v = np.asarray(v, dtype=float)
+    if v.size == 1:
+        return np.array([v[0] - 0.5, v[0] + 0.5])
+    mid = 0.5 * (v[1:] + v[:-1])
+    return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+
+
 def plot(arrays: dict, cfg: Config) -> dict:
     t = arrays["t"]
     fig, axes = plotting.figure(4, width=4.0)
@@ -322,16 +331,14 @@ def plot(arrays: dict, cfg: Config) -> dict:
     ax = axes[1]
     etas, sigs = np.asarray(cfg.phase_weight_decays), np.asarray(cfg.phase_noise_vars)
     smax = arrays["run_s_max_final"][arrays["index_phase"]].reshape(len(etas), len(sigs))
-    im = ax.pcolormesh(np.arange(len(sigs) + 1) - 0.5, np.arange(len(etas) + 1) - 0.5, np.log10(np.maximum(smax, 1e-12)),
-                       cmap="viridis", shading="flat")
+    im = ax.pcolormesh(_edges(sigs), _edges(etas), np.log10(np.maximum(smax, 1e-12)), cmap="viridis", shading="flat")
     fig.colorbar(im, ax=ax, label="log₁₀ max_j s_j(T)")
-    sig_fine = np.linspace(sigs.min(), sigs.max(), 200)
-    ax.plot(np.interp(sig_fine, sigs, np.arange(len(sigs))), np.interp(theory.critical_weight_decay(noise_var=sig_fine), etas,
-            np.arange(len(etas))), color="w", ls="--", lw=1.6, label="η_c = 1/(4(1+σ²))")
-    ax.set(xticks=range(len(sigs)), xticklabels=[f"{v:g}" for v in sigs], yticks=range(len(etas)),
-           yticklabels=[f"{v:g}" for v in etas], xlabel="augmentation variance σ²", ylabel="weight decay η",
-           title=f"collapse above η_c (t/τ = {cfg.horizon:g})")
-    ax.legend(fontsize=7, frameon=False, loc="upper right")
+    sig_fine = np.linspace(_edges(sigs)[0], _edges(sigs)[-1], 200)
+    ax.plot(sig_fine, theory.critical_weight_decay(noise_var=np.maximum(sig_fine, 0.0)), color="w", ls="--", lw=1.6,
+            label="η_c = 1/(4(1+σ²))")
+    ax.set(xlim=_edges(sigs)[[0, -1]], ylim=_edges(etas)[[0, -1]], xlabel="augmentation variance σ²",
+           ylabel="weight decay η", title=f"collapse above η_c (t/τ = {cfg.horizon:g})")
+    ax.legend(fontsize=7, loc="upper right")
 
     ax = axes[2]
     for name, color in (("simsiam", "C0"), ("byol", "C1")):
