@@ -202,20 +202,9 @@ def collapses(p0, s0, *, weight_decay, noise_var=0.0, tau=1.0, alpha_p=1.0, hori
 
 def nearer_collapse(p, s, *, weight_decay, noise_var=0.0, tau=1.0, alpha_p=1.0):
     """Whether the state (p, s) is nearer the collapse (0, 0) than the stable (p₊*, s₊*) (True above
-    η_c, where p₊* does not exist): how ``collapses`` reads the end of a long reduced trajectory."""
+    η_c, where p₊* does not exist): how ``collapses`` reads the end of a long reduced trajectory of
+    Eqns. 11-12 (the two attractors of Sec. 3.2 / Fig. 4(b); our construction). Broadcasts."""
     p_plus, _ = predictor_fixed_points(weight_decay, noise_var=noise_var, tau=tau, alpha_p=alpha_p)
     s_plus = p_plus**2 / alpha_p
     nearer = (p**2 + s**2) < ((p - p_plus) ** 2 + (s - s_plus) ** 2)
     return jnp.where(jnp.isfinite(p_plus), nearer, True)
-
-
-def commutator_bound(t, log_c0, lambda_min_k):
-    """Theorem 3 (Eq. 10) in its integral (Grönwall) form: log‖[F, W_p](t)‖_F ≤ log‖C(0)‖ − 2∫₀ᵗ λ_min K.
-
-    From Ċ = −(CK + KC) with C antisymmetric (F, W_p symmetric), d‖C‖²/dt = −4 tr(CᵀC K) ≤
-    −4 λ_min(K)‖C‖² (our one-line refinement of Eq. 10, which takes λ_min K ≥ λ₀ > 0 for all t).
-    t: (T,) times, lambda_min_k: (T,) λ_min K(t) along a trajectory (trapezoid rule).
-    Returns the bound on log‖C(t)‖_F at every t: (T,)."""
-    t, lam = _float(t), _float(lambda_min_k)
-    steps = 0.5 * (lam[1:] + lam[:-1]) * jnp.diff(t)
-    return log_c0 - 2.0 * jnp.concatenate([jnp.zeros(1, dtype=t.dtype), jnp.cumsum(steps)])
