@@ -18,8 +18,11 @@ sampled views (``dynamics.descend``). Theory: ``theory.directpred``. Time t in f
 * phase diagram: η × σ² grid (random init), collapse iff η > η_c = 1/(4(1 + σ²));
 * SGD on P sampled view pairs: eigenvalues at p₊*, commutator at the noise floor.
 
-    saddle run directpred            # 63 flows + 15000 SGD steps: ~150 s wall on 2 cores under load ~20
-    saddle run directpred --smoke    # 22 flows + 10000 SGD steps: ~120 s wall under the same load (~40 s CPU)
+    saddle run directpred            # 63 flows + 15000 SGD steps: 30 s CPU (118 s wall on 2 cores under load ~20)
+    saddle run directpred --smoke    # 22 flows + 10000 SGD steps: 30 s CPU (115 s wall, same load)
+
+Both are dominated by compiling the one vmapped flow (and the SGD scan, two theory solves), so
+the smoke costs what the full run does; the full run adds cells, not programs.
 
 Paper (arXiv 2102.06810) next to saddle (full config, float64, measured 2026-12-04):
 
