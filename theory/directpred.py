@@ -129,12 +129,25 @@ class EigenTrajectory(NamedTuple):
     s: jax.Array
 
 
-def _solve(field, y0, times, rtol):
+def _eigen_field(_, y, args):
+    eta, sig, tau, alpha_p = args
+    return jnp.stack(eigen_flow(y[0], y[1], weight_decay=eta, noise_var=sig, tau=tau, alpha_p=alpha_p))
+
+
+def _directpred_field(_, s, args):
+    eta, sig, tau, epsilon = args
+    return directpred_flow(s, weight_decay=eta, noise_var=sig, tau=tau, epsilon=epsilon)
+
+
+def _solve(field, y0, times, rtol, args):
+    """Module-level fields and parameters passed as ``args`` (arrays), so that diffrax's compiled
+    solver is reused across calls with the same shapes instead of recompiled per parameter value."""
     ts = np.asarray(times, dtype=float)
     if ts.ndim != 1 or ts.size == 0 or ts[0] < 0 or np.any(np.diff(ts) < 0):
         raise ValueError(f"times must be a non-empty non-decreasing 1-d array of times ≥ 0, got {times!r}")
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field), diffrax.Tsit5(), t0=0.0, t1=float(ts[-1]), dt0=None, y0=y0,
+        args=tuple(_float(a) for a in args),
         saveat=diffrax.SaveAt(ts=jnp.asarray(ts)),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=rtol * 1e-2), max_steps=1_000_000)
     return sol.ys
@@ -149,12 +162,11 @@ def eigen_trajectory(times, p0, s0, *, weight_decay, noise_var=0.0, tau=1.0, alp
     GD: step × learning_rate). p0, s0: same shape (one entry per mode), s0 ≥ 0."""
     _check(weight_decay, noise_var, tau, alpha_p)
     require("s0 ≥ 0 (an eigenvalue of WWᵀ)", lambda s0: s0 >= 0, s0=s0)
-    p0, s0 = jnp.broadcast_arrays(_float(p0), _float(s0))
-
-    def field(_, y, __):
-        return eigen_flow(y[0], y[1], weight_decay=weight_decay, noise_var=noise_var, tau=tau, alpha_p=alpha_p)
-
-    p, s = _solve(lambda t, y, a: jnp.stack(field(t, y, a)), jnp.stack([p0, s0]), times, rtol).swapaxes(0, 1)
+    params = (weight_decay, noise_var, tau, alpha_p)
+    shape = jnp.broadcast_shapes(jnp.shape(p0), jnp.shape(s0), *(jnp.shape(a) for a in params))
+    p0, s0 = jnp.broadcast_to(_float(p0), shape), jnp.broadcast_to(_float(s0), shape)
+    args = tuple(jnp.broadcast_to(_float(a), shape) for a in params)
+    p, s = _solve(_eigen_field, jnp.stack([p0, s0]), times, rtol, args).swapaxes(0, 1)
     return EigenTrajectory(p, s)
 
 
@@ -177,10 +189,7 @@ def directpred_trajectory(times, s0, *, weight_decay, noise_var=0.0, tau=1.0, ep
     _check(weight_decay, noise_var, tau, 1.0)
     require("s0 ≥ 0 (an eigenvalue of WWᵀ)", lambda s0: s0 >= 0, s0=s0)
 
-    def field(_, s, __):
-        return directpred_flow(s, weight_decay=weight_decay, noise_var=noise_var, tau=tau, epsilon=epsilon)
-
-    return _solve(field, _float(s0), times, rtol)
+    return _solve(_directpred_field, _float(s0), times, rtol, (weight_decay, noise_var, tau, epsilon))
 
 
 def collapses(p0, s0, *, weight_decay, noise_var=0.0, tau=1.0, alpha_p=1.0, horizon=None):
