@@ -11,8 +11,9 @@ sampled views (``dynamics.descend``). Theory: ``theory.directpred``. Time t in f
 
 * aligned runs (W_p, F sharing an eigenbasis) at η = ``aligned_weight_decays``: p_j(t), s_j(t) vs
   Eqns. 11-12, the end points vs p₊* and s₊* = p₊*²/α_p, the collapsed modes vs the basin;
-* random inits, SimSiam and BYOL (EMA): Theorem 1's balance F − W_p²/α_p = e^{−2ηt}C, the
-  commutator [F, W_p] → 0 (Theorem 3), every eigenvalue ends at p₊* or at the collapse 0;
+* random inits, SimSiam and BYOL (EMA): the commutator [F, W_p] → 0 (Theorem 3), every eigenvalue
+  ends at p₊* or at the collapse 0; an unsymmetrised predictor: Theorem 1's balance
+  F − W_pᵀW_p/α_p = e^{−2ηt}C;
 * DirectPred (W_p = U diag(√s) Uᵀ from F, Eq. 18, ε = 0) from the same init: s_j(t) vs our
   reduction to Eq. 16, and which modes survive (√s_j(0) > p₋*), vs the trained predictor;
 * phase diagram: η × σ² grid (random init), collapse iff η > η_c = 1/(4(1 + σ²));
@@ -37,7 +38,7 @@ Paper (arXiv 2102.06810) next to saddle (full config, float64, measured 2026-12-
   ∝ [W_p, F]; 2.6e-3 worst entry for the SimSiam run, smoke config), so it is checked on the
   asymmetric run only.
 * Theorem 3 (Eqs. 8-10): ‖[F, W_p]‖ ≤ e^{−2λ₀t}‖[F, W_p](0)‖. saddle: holds with slack ≥ 0.07 in
-  log (λ₀ = 0.272); the relative commutator ends at 2e-27 (SimSiam) and falls as fast with EMA (BYOL);
+  log (λ₀ = 0.272); the relative commutator ends at 2e-27 (SimSiam; with EMA, BYOL, a little later);
   SGD on P = 32768 sampled pairs stalls at its noise floor 2e-5, eigenvalues 0.54418 vs p₊* 0.54415.
 * Sec. 4, DirectPred (Eq. 18): STL-10 top-1 77.86% vs 74.51% for a trained linear predictor,
   ImageNet 72.4% vs 69.9% (not reproducible here: no images). saddle checks its linear mechanism:
