@@ -247,8 +247,9 @@ def verify(arrays: dict, cfg: Config) -> list:
     random inits — Theorem 1 (unsymmetrised W_p, where it is exact; with Assumption 3 it gains terms
     ∝ [W_p, F]): F − W_pᵀW_p/α_p − e^{−2ηt}(F − W_pᵀW_p/α_p)(0) = 0, tol 1e-7 (flow rtol 1e-10).
     Theorem 3 with λ₀ = min_t λ_min K(t): log(‖C(t)‖/‖C(0)‖) + 2λ₀t ≤ 1e-6 (rounding) for t > 0 while
-    ‖C‖ is above the float64 floor (relative 1e-10); the value shown is the worst (least negative) slack. End: every p_j within 1e-4 of p₊* or 0 (distance e^{−|λ|T}
-    to either attractor, ×10⁴ margin for the transient).
+    ‖C‖ is above the float64 floor (relative 1e-10); the value shown is the worst (least negative)
+    slack. End: every p_j within 1e-4 of p₊* or 0 (distance e^{−|λ|T} to either attractor, ×10⁴
+    margin for the transient).
     DirectPred — s_j(t) vs our reduction of Eq. 12 with Eq. 18 (ε = 0): relative tol 1e-6 (two solves at
     rtol 1e-10, the flow through an eigendecomposition); survivors: √s_j(0) > p₋*, exact.
     phase diagram — collapse (max s(T) below ``_survival_level``) iff η > η_c, counted
