@@ -52,6 +52,7 @@ _MODULES = {
     "stagewise-influence": "experiments.stagewise_influence",
     "modularisation": "experiments.modularisation",
     "shaping": "experiments.shaping",
+    "directpred": "experiments.directpred",
 }
 # name -> module path of plug-ins: from entry points (loaded once) and register().
 _PLUGINS: Dict[str, str] = {}

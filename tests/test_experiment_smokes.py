@@ -20,6 +20,7 @@ COVERED_ELSEWHERE = {
     "relu-plateau-grid": "test_relu_plateau_grid.py",
     "modularisation": "test_modularisation_experiment.py",
     "shaping": "test_shaping.py",
+    "directpred": "test_directpred.py",
 }
 
 

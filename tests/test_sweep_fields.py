@@ -18,6 +18,7 @@ from experiments import sweep
 SMALL = {
     "activation-geometry": dict(n_steps=2000, n_points=10, hidden=32),
     "attention-heads": dict(n_heads=3, n_points=60),
+    "directpred": dict(n_times=20, horizon=50.0),
     "conv-kernels": dict(n_1d=4, channels=2, kernels_1d=2, s=(4.0, 2.0), n_points=50),
     "diagonal-sparse": dict(alphas=(1e-3, 1e-5), n_record=200, rtol=1e-6),
     "linear-attention-plateaus": dict(n_heads=3, n_points=60),
