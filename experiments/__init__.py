@@ -50,6 +50,7 @@ _MODULES = {
     "diagonal-sparse": "experiments.diagonal_sparse",
     "llc-calibration": "experiments.llc_calibration",
     "stagewise-influence": "experiments.stagewise_influence",
+    "modular-addition-fourier": "experiments.modular_addition_fourier",
 }
 # name -> module path of plug-ins: from entry points (loaded once) and register().
 _PLUGINS: Dict[str, str] = {}

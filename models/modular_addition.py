@@ -44,7 +44,7 @@ def init_single_frequency(*, p: int, k: int, a0, b0, phi0, psi0) -> Params:
     θ[m, j] = a0 cos(ωj + φ0), ξ[m, j] = b0 cos(ωj + ψ0). Returns (M, p) arrays."""
     a0, b0, phi0, psi0 = (jnp.atleast_1d(jnp.asarray(v, dtype=float)) for v in (a0, b0, phi0, psi0))
     a0, b0, phi0, psi0 = jnp.broadcast_arrays(a0, b0, phi0, psi0)
-    wj = 2 * jnp.pi * k * jnp.arange(p) / p
+    wj = 2 * jnp.pi * k * jnp.arange(p, dtype=a0.dtype) / p
     return Params(a0[:, None] * jnp.cos(wj + phi0[:, None]), b0[:, None] * jnp.cos(wj + psi0[:, None]))
 
 

@@ -166,8 +166,13 @@ def frequency_flow(t, *, p, a0, b0, phase0, tau=1.0, rtol: float = 1e-11):
     positive("tau", tau)
     t = jnp.asarray(t, dtype=float)
     require("times ≥ 0, non-decreasing", lambda t: (t >= 0) & (np.diff(t, prepend=0.0) >= 0), t=t)
-    return _flow(t, jnp.asarray(p, dtype=float), jnp.asarray(tau, dtype=float),
-                 *(jnp.asarray(v, dtype=float) for v in (a0, b0, phase0)), rtol)
+    # Pad t to a power-of-two length (repeating its last entry): calls with similar
+    # lengths share one compiled solver.
+    n = t.shape[0]
+    padded = jnp.concatenate([t, jnp.full((max(16, 1 << (n - 1).bit_length()) - n,), t[-1], dtype=t.dtype)])
+    out = _flow(padded, jnp.asarray(p, dtype=t.dtype), jnp.asarray(tau, dtype=t.dtype),
+                *(jnp.asarray(v, dtype=t.dtype) for v in (a0, b0, phase0)), rtol)
+    return tuple(x[:n] for x in out)
 
 
 @functools.partial(jax.jit, static_argnums=(6,))
@@ -185,7 +190,8 @@ def _flow(t, p, tau, a0, b0, phase0, rtol):
     zr, zi, wr, wi = (sol.ys[:, i] for i in range(4))
     a = s * jnp.hypot(zr, zi)
     b = s * jnp.hypot(wr, wi)
-    d = jnp.angle((wr + 1j * wi) * (zr - 1j * zi) ** 2)  # D = arg(w z̄²)
+    x, y = zr * zr - zi * zi, -2 * zr * zi  # z̄² = x + iy; D = arg(w z̄²)
+    d = jnp.arctan2(wr * y + wi * x, wr * x - wi * y)
     gone = (big_t >= t_star) | ~jnp.isfinite(a) | ~jnp.isfinite(b)
     return jnp.where(gone, jnp.nan, a), jnp.where(gone, jnp.nan, b), jnp.where(gone, jnp.nan, d)
 
@@ -207,11 +213,11 @@ def fourier_modes(w, p):
     Returns (m, φ), each (..., (p−1)/2).
     """
     _check_p(p)
-    k = jnp.arange(1, n_frequencies(p) + 1)
-    j = jnp.arange(p)
-    basis = jnp.exp(-2j * jnp.pi * jnp.outer(j, k) / p)  # (p, K)
-    c = (2.0 / p) * jnp.asarray(w) @ basis
-    return jnp.abs(c), jnp.angle(c)
+    w = jnp.asarray(w)
+    angle = 2 * np.pi * np.outer(np.arange(p), np.arange(1, n_frequencies(p) + 1)) / p  # (p, K)
+    re = (2.0 / p) * w @ jnp.asarray(np.cos(angle), dtype=w.dtype)
+    im = -(2.0 / p) * w @ jnp.asarray(np.sin(angle), dtype=w.dtype)
+    return jnp.hypot(re, im), jnp.arctan2(im, re)
 
 
 def frequency_state(params, p):
@@ -222,7 +228,12 @@ def frequency_state(params, p):
     theta, xi = params
     a, phi = fourier_modes(theta, p)
     b, psi = fourier_modes(xi, p)
-    return a, b, jnp.angle(jnp.exp(1j * (psi - 2 * phi)))
+    return a, b, wrap_phase(psi - 2 * phi)
+
+
+def wrap_phase(x):
+    """x mod 2π in [−π, π)."""
+    return jnp.mod(jnp.asarray(x) + np.pi, 2 * np.pi) - np.pi
 
 
 def growth_rates(a, b, phase, *, p, tau=1.0):
