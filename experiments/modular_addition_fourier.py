@@ -63,7 +63,7 @@ class Config:
 
 
 def smoke() -> Config:
-    return Config(p=13, hidden=24, init_scale=0.03, n_steps=3000, n_points=60, grok_steps=1500)
+    return Config(p=13, hidden=24, init_scale=0.03, n_steps=2000, n_points=60, grok_steps=1000)
 
 
 def _observe(params, *, pairs):

@@ -18,6 +18,7 @@ COVERED_ELSEWHERE = {
     "relu-kinks": "test_relu.py",
     "relu-escape-grid": "test_relu_escape_grid.py",
     "relu-plateau-grid": "test_relu_plateau_grid.py",
+    "modular-addition-fourier": "test_modular_addition.py",
 }
 
 

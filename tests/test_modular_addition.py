@@ -37,11 +37,12 @@ def test_frequency_flow_solves_the_aligned_mode_and_keeps_both_invariants():
     np.testing.assert_allclose(b, exact, rtol=1e-7)
     np.testing.assert_allclose(a, np.sqrt(2) * exact, rtol=1e-7)
     assert np.all(np.abs(d) < 1e-9)
-    assert np.all(np.isnan(ma.frequency_flow(np.array([0.0, 1.01 * t_star]), p=p, a0=np.sqrt(2) * b0, b0=b0, phase0=0.0)[1][1:]))
+    past = ma.frequency_flow(np.linspace(0.0, 1.01 * t_star, 50), p=p, a0=np.sqrt(2) * b0, b0=b0, phase0=0.0)[1]
+    assert np.isnan(past[-1]) and np.isfinite(past[0])
     # A misaligned mode: a² − 2b² and a²b sin D stay at their initial values (to the solver's rtol,
     # measured against the largest a², a²b reached) while D → 0 (phase alignment).
     a0, b0, d0 = 0.01, 0.02, 2.5
-    t = np.linspace(0.0, 0.999 * float(ma.blow_up_time(p=p, a0=a0, b0=b0, phase0=d0)), 200)
+    t = np.linspace(0.0, 0.999 * float(ma.blow_up_time(p=p, a0=a0, b0=b0, phase0=d0)), 50)
     a, b, d = map(np.asarray, ma.frequency_flow(t, p=p, a0=a0, b0=b0, phase0=d0))
     c = ma.conserved_quantity(a, b)
     k = ma.phase_invariant(a, b, d)
@@ -51,6 +52,7 @@ def test_frequency_flow_solves_the_aligned_mode_and_keeps_both_invariants():
 
 
 @strict
+@pytest.mark.slow  # a diffrax flow of the full network (~15 s); the smoke verify compares GD with the flow by default
 def test_reduced_flow_follows_the_full_network_from_small_init():
     """One neuron at one frequency, full network, float64 gradient flow on the mean cross-entropy over
     all p² pairs. The reduced flow drops softmax(f) − 1/p; with logits |f| ≤ F that is within a factor

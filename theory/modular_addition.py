@@ -170,26 +170,26 @@ def frequency_flow(t, *, p, a0, b0, phase0, tau=1.0, rtol: float = 1e-11):
     # lengths share one compiled solver.
     n = t.shape[0]
     padded = jnp.concatenate([t, jnp.full((max(16, 1 << (n - 1).bit_length()) - n,), t[-1], dtype=t.dtype)])
-    out = _flow(padded, jnp.asarray(p, dtype=t.dtype), jnp.asarray(tau, dtype=t.dtype),
-                *(jnp.asarray(v, dtype=t.dtype) for v in (a0, b0, phase0)), rtol)
+    a0, b0, phase0 = (jnp.asarray(v, dtype=t.dtype) for v in (a0, b0, phase0))
+    s = a0 + b0
+    out = _flow(padded * s / (p * tau), a0 / s, b0 / s, phase0, _unit_blow_up(a0 / s, b0 / s, phase0, 256), rtol)
+    out = (s * out[0], s * out[1], out[2])
     return tuple(x[:n] for x in out)
 
 
-@functools.partial(jax.jit, static_argnums=(6,))
-def _flow(t, p, tau, a0, b0, phase0, rtol):
-    s = a0 + b0
-    big_t = t * s / (p * tau)
-    t_star = _unit_blow_up(a0 / s, b0 / s, phase0, 256)
+@functools.partial(jax.jit, static_argnums=(5,))
+def _flow(big_t, a0, b0, phase0, t_star, rtol):
+    """(1) in the scaled time T = s t/(pτ) from (a0, b0) scaled by s = a0 + b0; t_star: the scaled T*."""
     # Save at most just before the blow-up; those entries are masked to NaN below.
     ts = jnp.minimum(big_t, t_star * (1 - 1e-6))
-    y0 = jnp.stack([a0, 0.0 * a0, b0 * jnp.cos(phase0), b0 * jnp.sin(phase0)]) / s
+    y0 = jnp.stack([a0, 0.0 * a0, b0 * jnp.cos(phase0), b0 * jnp.sin(phase0)])
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(_unit_field), diffrax.Tsit5(), t0=0.0, t1=ts[-1], dt0=None, y0=y0,
         saveat=diffrax.SaveAt(ts=ts), stepsize_controller=diffrax.PIDController(rtol=rtol, atol=rtol * 1e-3),
         max_steps=200_000, throw=False)
     zr, zi, wr, wi = (sol.ys[:, i] for i in range(4))
-    a = s * jnp.hypot(zr, zi)
-    b = s * jnp.hypot(wr, wi)
+    a = jnp.hypot(zr, zi)
+    b = jnp.hypot(wr, wi)
     x, y = zr * zr - zi * zi, -2 * zr * zi  # z̄² = x + iy; D = arg(w z̄²)
     d = jnp.arctan2(wr * y + wi * x, wr * x - wi * y)
     gone = (big_t >= t_star) | ~jnp.isfinite(a) | ~jnp.isfinite(b)
