@@ -26,6 +26,7 @@ SMALL = {
     "saddle-to-saddle": dict(n_points=60),
     "relu-plateau-grid": dict(n_kinks=(2,), n_steps=(3000,), n_points=60, hidden=16, n_angles=2001),  # K ≥ 2: ratio matters
     "semantic-hierarchy": dict(n_features=100, horizon=2.0),
+    "modular-addition-fourier": dict(p=11, hidden=8, n_steps=400, n_points=20),
 }
 
 
