@@ -51,11 +51,12 @@ class Config:
     n_steps: int = field(8000, POSITIVE_INT, "GD steps on all p² pairs")
     n_points: int = field(120, (lambda n: n >= 10, "an integer ≥ 10"), "recording steps (log-spaced)")
     logit_cap: float = field(0.01, POSITIVE, "the reduced flow is compared while max |f| ≤ logit_cap")
-    grok_steps: int = field(4000, (lambda n: n >= 0, "an integer ≥ 0 (0: no grokking run)"), "AdamW steps of the grokking variant")
-    train_fraction: float = field(0.5, FRACTION, "grokking: fraction of the p² pairs trained on")
-    weight_decay: float = field(1.0, (lambda w: w >= 0, "a number ≥ 0"), "grokking: AdamW weight decay")
+    grok_steps: int = field(3000, (lambda n: n >= 0, "an integer ≥ 0 (0: no grokking run)"), "AdamW steps of the grokking variant")
+    grok_hidden: int = field(256, POSITIVE_INT, "grokking: neurons M (ReLU net)")
+    train_fraction: float = field(0.75, FRACTION, "grokking: fraction of the p² pairs trained on")
+    weight_decay: float = field(2.0, (lambda w: w >= 0, "a number ≥ 0"), "grokking: AdamW weight decay")
     grok_learning_rate: float = field(3e-3, POSITIVE, "grokking: AdamW learning rate")
-    grok_init_scale: float = field(0.1, POSITIVE, "grokking: init scale (ReLU net)")
+    grok_init_scale: float = field(0.02, POSITIVE, "grokking: init scale (ReLU net)")
     seed: int = field(0, None, "PRNG seed (init; train/test split)")
 
     def __post_init__(self):
@@ -63,7 +64,7 @@ class Config:
 
 
 def smoke() -> Config:
-    return Config(p=13, hidden=24, init_scale=0.03, n_steps=2000, n_points=60, grok_steps=1000)
+    return Config(p=23, hidden=16, init_scale=0.04, n_steps=1500, n_points=60, grok_steps=800, grok_hidden=128)
 
 
 def _observe(params, *, pairs):
@@ -76,14 +77,14 @@ def _observe(params, *, pairs):
 def _grokking(cfg: Config, key, progress: bool) -> dict:
     key_init, key_split = jax.random.split(key)
     train, test = net.split_pairs(key_split, cfg.p, cfg.train_fraction)
-    params = net.init(key_init, p=cfg.p, hidden=cfg.hidden, init_scale=cfg.grok_init_scale)
+    params = net.init(key_init, p=cfg.p, hidden=cfg.grok_hidden, init_scale=cfg.grok_init_scale)
     loss = functools.partial(net.cross_entropy, activation="relu")
 
     def observe(pr):
         return {"train_acc": net.accuracy(pr, train, "relu"), "test_acc": net.accuracy(pr, test, "relu"),
                 "test_loss": net.cross_entropy(pr, test, "relu")}
 
-    steps = np.unique(np.linspace(0, cfg.grok_steps, 101).astype(np.int64))
+    steps = dynamics.log_steps(cfg.grok_steps, 100)
     traj = dynamics.descend(loss, params, optax.adamw(cfg.grok_learning_rate, weight_decay=cfg.weight_decay), train,
                             record_steps=steps, observe=observe, progress=progress)
     return {"grok_steps": steps, "grok_train_loss": traj.loss, "grok_test_loss": traj.stats["test_loss"],
@@ -213,10 +214,11 @@ def plot(arrays: dict, cfg: Config) -> dict:
                title=f"lottery ticket: {frac:.0%} match")
     ax_lot.legend(fontsize=7, frameon=False)
     if "grok_steps" in arrays:
-        ax_grok.plot(arrays["grok_steps"], arrays["grok_train_acc"], color="C1", label="train", **plotting.SIM)
-        ax_grok.plot(arrays["grok_steps"], arrays["grok_test_acc"], color="C2", label="test", **plotting.SIM)
+        gx = np.maximum(arrays["grok_steps"], 1)
+        ax_grok.plot(gx, arrays["grok_train_acc"], color="C1", label="train", **plotting.SIM)
+        ax_grok.plot(gx, arrays["grok_test_acc"], color="C2", label="test", **plotting.SIM)
         ax_grok.legend(fontsize=7, frameon=False)
-    ax_grok.set(xlabel="AdamW step", ylabel="accuracy", ylim=(0, 1.05),
+    ax_grok.set(xscale="log", xlabel="AdamW step (log)", ylabel="accuracy", ylim=(0, 1.05),
                 title=f"grokking: ReLU, {cfg.train_fraction:.0%} of pairs, wd {cfg.weight_decay:g}")
     fig.tight_layout()
     return {"modular_addition_fourier": fig}
