@@ -16,8 +16,8 @@ Variant (``grok_steps`` > 0): the paper's grokking setting, ReLU activation, Ada
 weight decay on a random ``train_fraction`` of the pairs; train and test accuracy over steps
 (no theory row: the paper describes its stages, it does not predict their times).
 
-    saddle run modular-addition-fourier            # ~40 s on 2 CPU cores
-    saddle run modular-addition-fourier --smoke    # ~15 s
+    saddle run modular-addition-fourier            # ~30 s CPU
+    saddle run modular-addition-fourier --smoke    # ~20 s CPU
 """
 from __future__ import annotations
 

@@ -18,8 +18,9 @@ Fourier parametrisation, frequency ω_k = 2πk/p, k = 1 … (p−1)/2 (p odd):
     θ_m[j] = Σ_k a_k cos(ω_k j + φ_k) + const,   ξ_m[j] = Σ_k b_k cos(ω_k j + ψ_k) + const,
     D_k = ψ_k − 2φ_k   (the paper writes D = 2φ − ψ; only the sign differs).
 
-Small-init regime (our derivation; the paper states the same system). While every
-logit is small, softmax(f) ≈ 1/p, so ∂L/∂f(x,y)_j ≈ (1/p² )(1/p − δ_{j,(x+y) mod p}).
+Small-init regime (our derivation of the paper's decoupled dynamics, from its setting;
+its text was not available to us, its code was, see below). While every
+logit is small, softmax(f) ≈ 1/p, so ∂L/∂f(x,y)_j ≈ (1/p²)(1/p − δ_{j,(x+y) mod p}).
 Then −∂L/∂ξ[j] = (2/p²)[(θ ⋆ θ)[j] − mean] with (θ ⋆ θ)[j] = Σ_{x+y≡j} θ[x]θ[y], and
 −∂L/∂θ[i] = (4/p²) Σ_y ξ̃[i+y] θ[y] (ξ̃ = ξ minus its mean): convolution and correlation
 are diagonal in Fourier space, so every (neuron, frequency) evolves alone. With the
@@ -31,8 +32,12 @@ i.e. for the magnitudes and the phase difference D = ψ − 2φ,
 
     pτ da/dt = 2ab cos D,   pτ db/dt = a² cos D,   pτ dD/dt = −(4b + a²/b) sin D.   (2)
 
-The paper's (2) has 2p, p in place of 2/p, 1/p: its time is that of the summed (not
-mean) loss, t_paper = t/p². Equation (2) conserves
+The paper's code (github.com/Y-Agent/modular-addition-feature-learning, its app's
+"four-variable ODE") writes 2p, p in place of 2/p, 1/p, i.e. time for the summed rather
+than the mean loss (t_paper = t/p²), and D = 2φ − ψ; its phase equations there carry the
+opposite sign to ours, which would make alignment unstable, while its simulation code
+(gradients ∝ cos(ωj + ψ − φ), cos(ωj + 2φ)) agrees with (1). Ours is checked against the
+full network in tests/test_modular_addition.py. Equation (2) conserves
 
     a² − 2b²        (``conserved_quantity``; for the full network ‖θ_m‖² − 2‖ξ_m‖² is
                      conserved exactly by any loss, since f is invariant under θ → cθ, ξ → ξ/c²)
@@ -52,7 +57,9 @@ it as the frequency with the smallest t* from the init's (a_k, b_k, D_k)
 rate d ln(a²b)/dt = cos D (4b + a²/b)/(pτ). The reduced ODE holds while the logits are
 small: a single aligned neuron's logits reach ~8b³ ≈ 1 at b ≈ 1/2, a time pτ before
 its t* (from b = pτ/(2(t* − t)) when a² ≈ 2b²); within that window the softmax, and
-the other neurons, decide.
+the other neurons, decide. Neurons whose modes escape after the first ones meet a
+residual that is already shrinking at the learned frequencies, a coupling the reduced
+flow leaves out, so the rule is not exact for every neuron.
 """
 from __future__ import annotations
 
