@@ -199,7 +199,7 @@ def plot(arrays: dict, cfg: Config) -> dict:
         ax_phase.plot(np.maximum(t_win, 1), arrays["phase_theory"][:, m, k], zorder=3, **plotting.THEORY)
     for ax in (ax_ode, ax_phase):
         ax.axvline(max(t_win[-1], 1), color="0.5", ls=":", lw=1, label=f"max|f| = {cfg.logit_cap:g}")
-    ax_ode.set(xscale="log", yscale="log", xlabel="GD step k (t/τ = kη, log)", ylabel="input magnitude a at the winning ω",
+    ax_ode.set(xscale="log", yscale="log", xlabel="GD step k (t/τ = kη, log)", ylabel="θ magnitude a at the predicted k",
                title="reduced ODE (dashed) vs network")
     plotting.legend_sim_theory(ax_ode)
     ax_phase.axhline(0, color="0.7", lw=0.8)
