@@ -81,7 +81,7 @@ def cross_entropy(params: Params, batch, activation: str = "quad") -> jax.Array:
 def accuracy(params: Params, batch, activation: str = "quad") -> jax.Array:
     """Fraction of pairs whose largest logit is the label."""
     pairs, labels = batch
-    return jnp.mean(jnp.argmax(apply(params, pairs, activation), axis=1) == labels)
+    return jnp.mean((jnp.argmax(apply(params, pairs, activation), axis=1) == labels).astype(params.theta.dtype))
 
 
 def frequency_power(w: jax.Array) -> jax.Array:

@@ -112,6 +112,23 @@ def test_winning_frequency_is_the_first_mode_to_blow_up():
     assert int(ma.winning_frequencies(params, p, rule="growth")[0]) == (2 if g[0] > g[1] else 5)
 
 
+def test_network_matches_its_formula_on_every_pair():
+    # f(x, y)_j = Σ_m ξ[m, j] σ(θ[m, x] + θ[m, y]) and the mean cross-entropy, by explicit loops: rounding only.
+    p, hidden = 5, 3
+    params = net.init(jax.random.key(3), p=p, hidden=hidden, init_scale=0.7)
+    theta, xi = np.asarray(params.theta), np.asarray(params.xi)
+    pairs, labels = net.all_pairs(p)
+    for activation, sigma in (("quad", np.square), ("relu", lambda u: np.maximum(u, 0.0))):
+        logits = np.asarray(net.apply(params, pairs, activation))
+        ce = 0.0
+        for n, (x, y) in enumerate(np.asarray(pairs)):
+            f = sum(xi[m] * sigma(theta[m, x] + theta[m, y]) for m in range(hidden))
+            np.testing.assert_allclose(logits[n], f, rtol=1e-12, atol=1e-14)
+            assert labels[n] == (x + y) % p
+            ce += np.log(np.sum(np.exp(f))) - f[(x + y) % p]
+        assert float(net.cross_entropy(params, (pairs, labels), activation)) == pytest.approx(ce / p**2, rel=1e-12)
+
+
 def test_bad_input_is_refused_in_one_line():
     with pytest.raises(ValueError, match="odd integer"):
         ma.frequency_flow(np.array([0.0, 1.0]), p=12, a0=0.1, b0=0.1, phase0=0.0)
