@@ -187,7 +187,7 @@ def plot(arrays: dict, cfg: Config) -> dict:
         ax_pow.plot(np.maximum(t_win, 1), np.sum(arrays["a_theory"][:, :, i] ** 2, axis=1), zorder=3, **plotting.THEORY)
     ax_pow.axvline(max(t_win[-1], 1), color="0.5", ls=":", lw=1)
     ax_pow.set(xscale="log", yscale="log", xlabel="GD step k (t/τ = kη, log)", ylabel="power Σ_m a²_{m,k} of θ at ω_k",
-               title="features appear in stages")
+               title="per-frequency power over training")
     ax_pow.legend(fontsize=6, frameon=False, ncol=2)
     winners = np.asarray(arrays["predicted"]) - 1
     show = np.arange(min(4, winners.size))
