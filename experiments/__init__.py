@@ -53,6 +53,7 @@ _MODULES = {
     "modularisation": "experiments.modularisation",
     "shaping": "experiments.shaping",
     "directpred": "experiments.directpred",
+    "modular-addition-fourier": "experiments.modular_addition_fourier",
 }
 # name -> module path of plug-ins: from entry points (loaded once) and register().
 _PLUGINS: Dict[str, str] = {}

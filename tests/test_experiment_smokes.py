@@ -21,6 +21,7 @@ COVERED_ELSEWHERE = {
     "modularisation": "test_modularisation_experiment.py",
     "shaping": "test_shaping.py",
     "directpred": "test_directpred.py",
+    "modular-addition-fourier": "test_modular_addition.py",
 }
 
 

@@ -28,6 +28,7 @@ SMALL = {
     "relu-plateau-grid": dict(n_kinks=(2,), n_steps=(3000,), n_points=60, hidden=16, n_angles=2001),  # K ≥ 2: ratio matters
     "semantic-hierarchy": dict(n_features=100, horizon=2.0),
     "shaping": dict(n=200, Ts=(1,), n_records=4, alpha_factor=0.5),
+    "modular-addition-fourier": dict(p=11, hidden=8, n_steps=400, n_points=20),
 }
 
 
