@@ -48,6 +48,18 @@ plateau losses are the same in every row; theory functions take the paper's 1/N
 model, so with divide_by_n=false the prediction is computed for θ·N^{1/L} and its
 times divided by N^{2/L} (``paper_scale``).
 
+On a training set (train_size > 0) the run is compared with the theory of THAT set
+(``set_theory``): its own fixed points M_m (``theory.attention_icl.set_plateau_fixed_points``:
+the paper's plateaus continued to the set's moments, which have O(1/√P) off-diagonal
+parts; its L(M_0) is the set's mean y_q²), and its own head escapes
+(``theory.attention_heads.separate_kq_set_head_escapes``: the population's drop times use
+λ_d², the set's use the singular values of its residual correlation at each plateau,
+O(1/√P) off, a large relative change for the smallest λ: at the README run the population
+theory is off by up to 16% (seed 0) and 47% (seed 1), the set's by ≤ 3%). Separate rows report
+the set's fixed points vs the population's L(M_m), the finite-sample gap, with three
+Monte-Carlo standard errors as tolerance (≈ 3% each at P = 5000: y_q² scatters per
+sequence, not averaged over the N context pairs).
+
 Units: losses are plotted and verified in the paper's normalisation
 E[(y_q − ŷ)²] = 2 × saddle's ½-loss; time is DESIGN time t/τ of the model as
 simulated (τ = 1; GD step k at ``learning_rate`` η is t = 2kη).
@@ -216,7 +228,7 @@ def set_theory(cfg: Config, lam: np.ndarray, params) -> dict:
     mom = icl.empirical_moments(tokens, targets, divide_by_n=cfg.divide_by_n)
     d = lam.size
     levels, gammas = th.set_plateau_fixed_points(mom.yy, mom.phi_y, mom.phi_phi, order=th.separate_kq_drop_order(lam))
-    floors = th.set_plateau_floors(mom.yy, mom.phi_y, mom.phi_phi, gammas)
+    floors, floor_tensors = th.set_plateau_floors(mom.yy, mom.phi_y, mom.phi_phi, gammas)
     n = tokens.shape[1] - 1
     zfeat = jnp.einsum("bn,bnc->bc", tokens[:, :, d], tokens[:, :, :d])[:, :, None] * tokens[:, n, None, :d]
     zfeat = np.asarray(zfeat) / (n if cfg.divide_by_n else 1)  # φ_{D,b,c} = S_Db x_qc (/N), b, c < D
@@ -225,11 +237,15 @@ def set_theory(cfg: Config, lam: np.ndarray, params) -> dict:
     phi_y, phi_phi = np.asarray(mom.phi_y), np.asarray(mom.phi_phi)
     full = np.zeros((d + 1,) + phi_y.shape)
     full[:, d, :d] = gammas
+    init = dict(v0=np.asarray(params["v"][:, d, d]), k0=np.asarray(params["k"][:, 0]), q0=np.asarray(params["q"][:, 0, :d]))
     corrs = phi_y[d][None] - np.einsum("bcABC,mABC->mbc", phi_phi[d], full)[:d]
-    esc = th_heads.separate_kq_set_head_escapes(corrs, phi_phi[d, :, :, d], v0=np.asarray(params["v"][:, d, d]),
-                                                k0=np.asarray(params["k"][:, 0]), q0=np.asarray(params["q"][:, 0, :d]))
+    esc = th_heads.separate_kq_set_head_escapes(corrs, phi_phi[d, :, :, d], **init)
+    # The same with the residual correlations at the off-manifold floors: where the learned heads end up
+    # if they reach them before the next escape (the truth lies between).
+    corrs_floor = phi_y[d][None] - np.einsum("bcABC,mABC->mbc", phi_phi[d], floor_tensors)[:d]
+    esc_floor = th_heads.separate_kq_set_head_escapes(corrs_floor, phi_phi[d, :, :, d], **init)
     return {"plateaus_set": levels, "floors_set": floors, "plateaus_set_se": se,
-            "set_escape_times": esc.times, "set_escape_dirs": esc.directions}
+            "set_escape_times": esc.times, "set_escape_dirs": esc.directions, "set_escape_times_floor": esc_floor.times}
 
 
 def simulate(cfg: Config, progress: bool = False) -> dict:
@@ -354,17 +370,17 @@ def verify(arrays: dict, cfg: Config) -> list:
     """Public numbers (rounding, abs 5e-5). Rank 1: drops seen = D (exact; ``learned_events``
     counts learned components per eigenspace, so a white Λ, where heads learn arbitrary
     directions of one eigenspace, is predicted as |G| drops in that eigenspace); plateau
-    losses read between the simulation's own drops vs L(M_k) (1%) or, on a training set, vs
-    the set's fixed points (0.5% + the off-manifold allowance, see the rows' comment); which
-    eigenspace each drop learns (exact); drop times vs the head-escape theory (5%: leading
-    order in the init, it drops the quadratic loss terms before each escape and the drop
-    width; measured 0.1-1% at a = 1e-3 and for linattn-icl's init in population; in a
+    losses read between the simulation's own drops vs the fixed points of the loss trained on,
+    L(M_k) or the training set's own (tolerance derived per plateau: ``reading_bias`` plus, on a
+    set, its off-manifold floor, see the rows' comment); on a set, its fixed points vs the
+    population's (3 Monte-Carlo s.e.); which eigenspace each drop learns (exact); drop times vs
+    the head-escape theory, the population's or the set's (5%: leading order in the init, it
+    drops the quadratic loss terms before each escape and the drop width; measured 0.1-1% at
+    a = 1e-3 and for linattn-icl's init in population, 0.1-3% for the set's at the README run; in a
     degenerate eigenspace only its first drop is timed: later ones race heads inside one
-    eigenspace and came 0.2-5.2% off for white Λ); converged loss (1%). On a training
-    set the drop times and the converged loss get no rows: odd moments of a finite set are
-    not zero, the invariant manifold of the init breaks (at the README's run the key's y
-    column gets 10% of the on-manifold gradient) and drops 2-3 come 10-16% early; the
-    head-escape theory does not model that. Merged-KQ curve vs ``merged_kq_loss`` (abs 1e-7 =
+    eigenspace, and the theory can pick the wrong head for the last one: white Λ, a = 1e-3,
+    seed 0, the 4th drop is taken by head 4, predicted head 0, 6% earlier than predicted);
+    converged loss in population (1%). Merged-KQ curve vs ``merged_kq_loss`` (abs 1e-7 =
     1000 × the flow rtol × L(0): both exact); rank R: plateaus only at L(M_0), L(M_R), …
     (count exact, losses 2%)."""
     lam, n, t = arrays["lam"], cfg.n_context, arrays["t"]
@@ -414,8 +430,13 @@ def verify(arrays: dict, cfg: Config) -> list:
         first_in_group = all(group_of[int(e)] != g for e in dirs[:m])
         if len(groups[g]) == 1 or first_in_group:
             t_sim = sim_t[m] if m < len(sim_t) and got == g else np.inf
+            # On a set, 5% plus the spread between the escapes computed at the on-manifold fixed points and
+            # at the off-manifold floors: the learned heads drift from one towards the other (slowly, from
+            # O(1/√P) gradients) and change the residual B_m that the next heads see; the later and
+            # smaller the drop, the more it matters (1-23% at the README run's seeds 0-7).
+            spread = abs(arrays["set_escape_times_floor"][m] / tm - 1.0) if on_set else 0.0
             rows.append(row(f"rank 1: drop {m + 1} time vs {which} ({name(g)}: one more component half learned)",
-                            tm, t_sim, tol=0.05))
+                            tm, t_sim, tol=0.05 + spread))
     conv = th.converged_loss(lam, n_context=n)
     if cfg.train_size == 0:
         rows.append(row("rank 1: converged loss L(M_D)", conv, arrays["loss_r1"][-1], tol=0.01))

@@ -280,7 +280,8 @@ def set_plateau_floors(yy, phi_y, phi_phi, gammas, *, max_iter: int = 3000) -> n
     heads by its SVD): an upper estimate of the infimum, reached by gradient descent only slowly
     (off-manifold weights start at 0 and grow from O(1/√P) gradients). Our derivation.
 
-    gammas: (D+1, D, D) from ``set_plateau_fixed_points``. Returns (D+1,) losses (entry 0 = yy).
+    gammas: (D+1, D, D) from ``set_plateau_fixed_points``. Returns (losses (D+1,), entry 0 = yy;
+    tensors (D+1, D+1, D+1, D): Γ where each descent stopped).
     """
     from scipy.optimize import minimize
 
@@ -289,7 +290,7 @@ def set_plateau_floors(yy, phi_y, phi_phi, gammas, *, max_iter: int = 3000) -> n
     d, nf = d1 - 1, phi_y.size
     pm, bv = phi_phi.reshape(nf, nf), phi_y.reshape(-1)
     yy = float(yy)
-    out = [yy]
+    out, tensors = [yy], [np.zeros(phi_y.shape)]
     for m in range(1, d + 1):
         uu, sv, wt = np.linalg.svd(np.asarray(gammas[m]))
         root = np.cbrt(sv[:m])
@@ -308,5 +309,8 @@ def set_plateau_floors(yy, phi_y, phi_phi, gammas, *, max_iter: int = 3000) -> n
                  np.einsum("abc,ha,hb->hc", grad, v, k)], axis=1).reshape(-1)
 
         res = minimize(loss_grad, x0.reshape(-1), jac=True, method="BFGS", options=dict(maxiter=max_iter, gtol=1e-10))
-        out.append(min(float(res.fun), loss_grad(x0.reshape(-1))[0]))
-    return np.asarray(out)
+        x = res.x if res.fun < loss_grad(x0.reshape(-1))[0] else x0.reshape(-1)
+        x = x.reshape(m, -1)
+        tensors.append(np.einsum("ha,hb,hc->abc", x[:, :d1], x[:, d1:2 * d1], x[:, 2 * d1:]))
+        out.append(loss_grad(x.reshape(-1))[0])
+    return np.asarray(out), np.asarray(tensors)
