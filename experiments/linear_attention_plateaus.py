@@ -346,8 +346,7 @@ def verify(arrays: dict, cfg: Config) -> list:
         # The finite-sample gap: the set's fixed points vs the population's, within 3 Monte-Carlo standard
         # errors of the set's mean squared residual (``set_theory``; P = train_size sequences).
         for k, (pop_k, set_k, se_k) in enumerate(zip(plateaus, arrays["plateaus_set"], arrays["plateaus_set_se"])):
-            rows.append(row(f"training set: fixed point {k} vs population L(M_{k}) (3 MC s.e. = {3 * se_k / pop_k:.1%})",
-                            pop_k, set_k, tol=3 * se_k / pop_k))
+            rows.append(row(f"set's fixed point {k} vs population L(M_{k}) (3 MC s.e.)", pop_k, set_k, tol=3 * se_k / pop_k))
     groups = eigen_groups(lam)
     group_of = {d: gi for gi, g in enumerate(groups) for d in g}
     name = lambda gi: f"direction {groups[gi][0]}" if len(groups[gi]) == 1 else f"eigenspace {groups[gi]}"
@@ -355,7 +354,7 @@ def verify(arrays: dict, cfg: Config) -> list:
     # correlations); in population the head-escape theory.
     times = arrays["set_escape_times"] if on_set else arrays["escape_times"]
     dirs = arrays["set_escape_dirs"] if on_set else arrays["escape_dirs"]
-    which = "the set's head escapes" if on_set else "head escapes"
+    which = "the set's escapes" if on_set else "head escapes"
     for m, (tm, d) in enumerate(zip(times, dirs)):
         g = group_of[int(d)]
         got = sim_g[m] if m < len(sim_g) else -1
@@ -371,8 +370,7 @@ def verify(arrays: dict, cfg: Config) -> list:
             # O(1/√P) gradients) and change the residual B_m that the next heads see; the later and
             # smaller the drop, the more it matters (1-23% at the README run's seeds 0-7).
             spread = abs(arrays["set_escape_times_floor"][m] / tm - 1.0) if on_set else 0.0
-            rows.append(row(f"rank 1: drop {m + 1} time vs {which} ({name(g)}: one more component half learned)",
-                            tm, t_sim, tol=0.05 + spread))
+            rows.append(row(f"rank 1: drop {m + 1} time vs {which} ({name(g)})", tm, t_sim, tol=0.05 + spread))
     conv = th.converged_loss(lam, n_context=n)
     if cfg.train_size == 0:
         rows.append(row("rank 1: converged loss L(M_D)", conv, arrays["loss_r1"][-1], tol=0.01))

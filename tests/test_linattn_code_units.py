@@ -97,7 +97,7 @@ def test_the_readme_run_against_the_theory_of_its_training_set(seed):
     # The full run (GD on the set's exact full-batch loss) must pass every verify row: plateau losses vs the
     # set's own fixed points (tolerance derived in verify, each < 1% here: the reading's bias and the set's
     # off-manifold floor), the set's fixed points vs the population's within 3 Monte-Carlo s.e., and the
-    # drop times vs the set's head escapes (5%, leading order in the init). Seeds 0 and 1 are the first two.
+    # drop times vs the set's head escapes (5% leading order + the on/off-manifold spread). Seeds 0, 1: the first two.
     from experiments.common import parse_overrides
 
     cfg = lap.Config(**{**parse_overrides(lap.Config, README_RUN), "seed": seed})
@@ -106,4 +106,4 @@ def test_the_readme_run_against_the_theory_of_its_training_set(seed):
     assert all(r["passed"] for r in rows), [r for r in rows if not r["passed"]]
     plateau = [r for r in rows if "plateau" in r["quantity"] and "training set's fixed point" in r["quantity"]]
     assert len(plateau) == 5 and all(r["tol"] < 0.01 for r in plateau)
-    assert sum("time vs the set's head escapes" in r["quantity"] for r in rows) == 4
+    assert sum("time vs the set's escapes" in r["quantity"] for r in rows) == 4
