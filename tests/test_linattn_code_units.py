@@ -77,3 +77,33 @@ def test_config_accepts_the_code_run_and_rejects_bad_values():
     for bad in (dict(init_scheme="xavier"), dict(train_size=5), dict(learning_rate=-0.1)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             lap.Config(**bad)
+
+
+README_RUN = ["ranks=1", "train_size=5000", "learning_rate=0.02", "init_scheme=numel", "init_scale=0.01", "divide_by_n=false"]
+
+
+def test_the_readme_run_is_expressible_with_set():
+    # linattn-icl's README: train.py --model attnS --head 5 --lr 0.02 --init 0.01 (D = 4, seq_len 32, 5000 sequences).
+    from experiments.common import parse_overrides
+
+    cfg = lap.Config(**parse_overrides(lap.Config, README_RUN))
+    assert (cfg.n_heads, len(cfg.lam_ratios), cfg.n_context, cfg.train_size) == (5, 4, 31, 5000)
+    assert (cfg.learning_rate, cfg.init_scale, cfg.init_scheme, cfg.divide_by_n, cfg.ranks) == (0.02, 0.01, "numel", False, (1,))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_readme_run_against_the_theory_of_its_training_set(seed):
+    # The full run (GD on the set's exact full-batch loss) must pass every verify row: plateau losses vs the
+    # set's own fixed points (tolerance derived in verify, each < 1% here: the reading's bias and the set's
+    # off-manifold floor), the set's fixed points vs the population's within 3 Monte-Carlo s.e., and the
+    # drop times vs the set's head escapes (5% leading order + the on/off-manifold spread). Seeds 0, 1: the first two.
+    from experiments.common import parse_overrides
+
+    cfg = lap.Config(**{**parse_overrides(lap.Config, README_RUN), "seed": seed})
+    arrays = lap.simulate(cfg)
+    rows = lap.verify(arrays, cfg)
+    assert all(r["passed"] for r in rows), [r for r in rows if not r["passed"]]
+    plateau = [r for r in rows if "plateau" in r["quantity"] and "training set's fixed point" in r["quantity"]]
+    assert len(plateau) == 5 and all(r["tol"] < 0.01 for r in plateau)
+    assert sum("time vs the set's escapes" in r["quantity"] for r in rows) == 4

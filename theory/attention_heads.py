@@ -171,3 +171,88 @@ def predict(lam, *, n_context: int, v0, k0, q0, noise_std: float = 0.0, tau=None
     first = 0.5 * (float(np.sum(lam)) + noise_std**2)
     losses = first - np.concatenate([[0.0], np.cumsum(drops)])
     return staircase(losses, esc.times, np.arange(losses.size), 0.75)
+
+
+def separate_kq_set_head_escapes(corrs, curvature, *, v0, k0, q0, horizon: float = 1e12,
+                                 rtol: float = 1e-9) -> HeadEscapes:
+    """Switch-on order and times of rank-one separate-KQ heads on a FINITE training set.
+
+    The population theory (``separate_kq_head_escapes``) has the linear term of the loss diagonal,
+    −∂L/∂Γ = diag(s) on the unlearned directions. On a set of P sequences the linear term at plateau m
+    is the set's residual correlation B_m = E_set[(y_q − ŷ_m) φ_{D,·,·}] ((D+1, D): the value's y row
+    sees the features S_b· x_q, b ≤ D, the key's y slot included), a full matrix whose singular values
+    differ from λ_d² by O(1/√P), a large relative change for the smallest λ. Near the fixed point M_m the
+    unlearned heads (v, k ∈ R^{D+1}, q ∈ R^D) then obey, to leading order in their size (τ = 1, ½-loss),
+
+        v̇ = kᵀ B_m q,   k̇ = v B_m q,   q̇ = v B_mᵀ k,
+
+    integrated here as they stand (scipy LSODA) until the first head h has learned half of a singular
+    pair (σ_i, u_i, w_i) of B_m: v (u_iᵀk)(w_iᵀq) = σ_i/(2ρ_i), ρ_i = (u_i w_iᵀ)·R·(u_i w_iᵀ), on the pair
+    that carries most of its loss decrease v (u_iᵀk)(w_iᵀq) σ_i. That head
+    leaves the race (its direction is learned), the others go on, with B_{m+1}, from where they are.
+    With the population's B_m = diag(s) on unlearned directions this is ``separate_kq_head_escapes``
+    (a second route to the same times, tested). Our derivation (reduction of arXiv 2501.16265);
+    leading order in the init, as there.
+
+    Args:
+      corrs: (M, D+1, D) B_0, …, B_{M−1}, in the units of the simulated loss (½-loss; with or without
+        the 1/N: times come out in the same units).
+      curvature: (D+1, D, D+1, D) E_set[φ_D·· ⊗ φ_D··] (``phi_phi[D, :, :, D]``).
+      v0: (H,), k0: (H, D+1), q0: (H, D): the heads' initial value scalar, key and query.
+    Returns ``HeadEscapes``; directions: the coordinate d < D where the learned pair has most weight,
+      |u_i[d] w_i[d]| largest.
+    """
+    corrs, curv = np.asarray(corrs, dtype=float), np.asarray(curvature, dtype=float)
+    v0, k0, q0 = (np.asarray(a, dtype=float) for a in (v0, k0, q0))
+    n_heads = v0.shape[0] if v0.ndim == 1 else 0
+    if corrs.ndim != 3 or n_heads == 0 or k0.shape != (n_heads,) + corrs.shape[1:2] or q0.shape != (n_heads, corrs.shape[2]) \
+            or curv.shape != corrs.shape[1:] * 2:
+        raise ValueError("need corrs: (M, D+1, D), curvature: (D+1, D, D+1, D), v0: (H,), k0: (H, D+1), q0: (H, D); "
+                         f"got {corrs.shape}, {curv.shape}, {v0.shape}, {k0.shape}, {q0.shape}")
+    d1, d = corrs.shape[1:]
+    state = {h: (v0[h], k0[h].copy(), q0[h].copy()) for h in range(n_heads)}
+    t_now, times, heads, directions = 0.0, [], [], []
+    for b in corrs:
+        if not state:
+            break
+        live = sorted(state)
+        uu, sv, wt = np.linalg.svd(b, full_matrices=False)
+        keep = sv > 1e-12 * max(sv.max(), 1e-300)
+        uu, sv, wt = uu[:, keep], sv[keep], wt[keep]
+        rho = np.einsum("bi,ci,bcBC,Bi,Ci->i", uu, wt.T, curv, uu, wt.T)
+        target = sv / (2.0 * rho)
+
+        def unpack(y):
+            y = y.reshape(len(live), 1 + d1 + d)
+            return y[:, 0], y[:, 1:1 + d1], y[:, 1 + d1:]
+
+        def field(_, y):
+            v, k, q = unpack(y)
+            bq, bk = q @ b.T, k @ b
+            return np.concatenate([np.sum(k * bq, axis=1)[:, None], v[:, None] * bq, v[:, None] * bk], axis=1).reshape(-1)
+
+        def frac(y):  # (h, i) share of half the learned value of pair i that head h holds, on its own pair
+            v, k, q = unpack(y)
+            gam = v[:, None] * (k @ uu) * (q @ wt.T)
+            # A head counts only on the pair that carries most of its loss decrease γ_i σ_i (a growing head
+            # also projects on pairs with small targets σ_i/2ρ_i, e.g. ones through the key's y slot).
+            own = np.argmax(gam * sv, axis=1)
+            return np.where(np.arange(sv.size) == own[:, None], gam / target, -np.inf)
+
+        def progress(_, y):
+            return float(np.max(frac(y))) - 1.0
+
+        progress.terminal, progress.direction = True, 1
+        y0 = np.concatenate([np.concatenate([[state[h][0]], state[h][1], state[h][2]]) for h in live])
+        sol = solve_ivp(field, (t_now, t_now + horizon), y0, method="LSODA", events=progress, rtol=rtol, atol=1e-14)
+        if sol.status != 1:
+            break
+        y = sol.y_events[0][0]
+        t_now = float(sol.t_events[0][0])
+        i, j = np.unravel_index(np.argmax(frac(y)), (len(live), sv.size))
+        v, k, q = unpack(y)
+        state = {h: (v[n], k[n], q[n]) for n, h in enumerate(live) if n != i}
+        times.append(t_now)
+        heads.append(live[i])
+        directions.append(int(np.argmax(np.abs(uu[:d, j] * wt[j]))))
+    return HeadEscapes(np.asarray(times), np.asarray(heads, dtype=int), np.asarray(directions, dtype=int))

@@ -201,3 +201,116 @@ def predict(lam, *, n_context: int, w_init: float, noise_std: float = 0.0, tau=N
     losses = 0.5 * separate_kq_plateau_losses(lam, n_context=n_context, noise_std=noise_std)
     times = separate_kq_drop_times(lam, n_context=n_context, w_init=w_init, tau=tau, noise_std=noise_std)
     return staircase(losses, times, np.arange(losses.size), 0.75)
+
+
+# ------------------------------------------------------------ a finite training set
+# The paper's plateaus M_m are fixed points of the POPULATION loss. A fixed training set of P sequences
+# (linattn-icl trains full-batch on 5000) has its own loss, quadratic in Γ with the set's moments, and its
+# own fixed points: M_m continued to the set. These functions take the set's moments as arrays (any units:
+# with or without the 1/N; losses come out the same, times in the units of the moments given).
+
+
+def _set_blocks(yy, phi_y, phi_phi):
+    phi_y, phi_phi = np.asarray(phi_y, dtype=float), np.asarray(phi_phi, dtype=float)
+    d1 = phi_y.shape[0]
+    if phi_y.ndim != 3 or phi_y.shape != (d1, d1, d1 - 1) or phi_phi.shape != phi_y.shape * 2:
+        raise ValueError(f"need phi_y: (D+1, D+1, D) and phi_phi: (D+1, D+1, D, D+1, D+1, D), got {phi_y.shape}, {phi_phi.shape}")
+    d = d1 - 1
+    return float(yy), phi_y[d, :d], phi_phi[d, :d, :, d, :d]
+
+
+def set_plateau_fixed_points(yy, phi_y, phi_phi, *, order, tol: float = 1e-15, max_iter: int = 20000):
+    """Plateaus of separate-KQ attention with rank-one heads on a FINITE training set: its own fixed points.
+
+    On the invariant manifold of the paper's init Γ = Σ_h v_h k_h q_hᵀ (D, D) and the set's loss (paper
+    normalisation, 2 × the ½-loss) is  L(Γ) = yy − 2⟨Γ, b⟩ + ⟨Γ, R Γ⟩ with b = phi_y[D, :D] = E_set[y_q z],
+    R = phi_phi[D, :D, :, D, :D] = E_set[z ⊗ z] (z: the cubic feature, ``tasks.icl.empirical_moments``).
+    m learned rank-one heads make Γ any matrix of rank ≤ m, and a fixed point with v_h ≠ 0 has
+    G q_h = 0, Gᵀ k_h = 0 (G = RΓ − b): the plateau M_m of the set is the least L over rank-m Γ near the
+    population's M_m = Σ_{d ∈ order[:m]} γ_d e_d e_dᵀ (arXiv 2501.16265, where b = diag λ², R diagonal).
+    On a set, b and R have O(1/√P) off-diagonal parts, so M_m tilts and its loss moves by O(1/√P)
+    (the set's L(M_0) = mean y_q² already does). Computed by alternating least squares Γ = U Wᵀ (U, W:
+    (D, m)), from the set's diagonal fit on order[:m], until L changes by < tol (our derivation).
+
+    Args: yy = E_set[y_q²]; phi_y (D+1, D+1, D), phi_phi (D+1, D+1, D, D+1, D+1, D): the set's moments
+      (``ICLMoments`` fields as arrays); order: (D,) directions in learning order (``separate_kq_drop_order``).
+    Returns (losses (D+1,), gammas (D+1, D, D)): L(M_0..M_D) and Γ at each fixed point.
+    """
+    yy, b, r = _set_blocks(yy, phi_y, phi_phi)
+    d = b.shape[0]
+    order = np.asarray(order, dtype=int)
+    if sorted(order.tolist()) != list(range(d)):
+        raise ValueError(f"order must be a permutation of 0..{d - 1}, got {order!r}")
+    rm = r.reshape(d * d, d * d)
+    loss = lambda g: yy - 2.0 * np.sum(g * b) + g.reshape(-1) @ rm @ g.reshape(-1)
+    losses, gammas = [yy], [np.zeros((d, d))]
+    for m in range(1, d + 1):
+        sel = order[:m]
+        diag_r = np.array([[r[i, i, j, j] for j in sel] for i in sel])
+        u = np.zeros((d, m))
+        u[sel, np.arange(m)] = np.linalg.solve(diag_r, b[sel, sel])
+        w = np.zeros((d, m))
+        w[sel, np.arange(m)] = 1.0
+        prev = np.inf
+        for _ in range(max_iter):
+            # Γ = U Wᵀ is linear in U (W fixed) and in W (U fixed): exact least squares for each in turn.
+            a_u = np.einsum("abAB,bh,BH->ahAH", r, w, w).reshape(d * m, d * m)
+            u = np.linalg.lstsq(a_u, (b @ w).reshape(-1), rcond=None)[0].reshape(d, m)
+            a_w = np.einsum("abAB,ah,AH->bhBH", r, u, u).reshape(d * m, d * m)
+            w = np.linalg.lstsq(a_w, (b.T @ u).reshape(-1), rcond=None)[0].reshape(d, m)
+            cur = loss(u @ w.T)
+            if prev - cur < tol:
+                break
+            prev = cur
+        losses.append(loss(u @ w.T))
+        gammas.append(u @ w.T)
+    return np.asarray(losses), np.asarray(gammas)
+
+
+def set_plateau_floors(yy, phi_y, phi_phi, gammas, *, max_iter: int = 3000) -> np.ndarray:
+    """How far below each on-manifold fixed point the set's loss goes when the heads leave the manifold.
+
+    On a finite set odd moments are not zero (E_set[w_a w_b w_c], E_set[w ⊗ x-moments] are O(1/√P)), so
+    the gradient of the key's y column and of the value's x-part does not vanish at the fixed points of
+    ``set_plateau_fixed_points``: the m learned heads, Γ_abc = Σ_h v_ha k_hb q_hc (v, k ∈ R^{D+1},
+    q ∈ R^D: every weight of the value's last row, key and query), go on lowering the set's loss
+    L = yy − 2⟨Γ, φy⟩ + ⟨Γ, Φ Γ⟩ (paper normalisation, all (D+1)²D features). The least L over m such
+    heads need not be attained (a CP tensor rank: heads may grow without bound while L converges), so
+    this is a descent (BFGS, ``max_iter`` steps, from the on-manifold fixed point split into m balanced
+    heads by its SVD): an upper estimate of the infimum, reached by gradient descent only slowly
+    (off-manifold weights start at 0 and grow from O(1/√P) gradients). Our derivation.
+
+    gammas: (D+1, D, D) from ``set_plateau_fixed_points``. Returns (losses (D+1,), entry 0 = yy;
+    tensors (D+1, D+1, D+1, D): Γ where each descent stopped).
+    """
+    from scipy.optimize import minimize
+
+    phi_y, phi_phi = np.asarray(phi_y, dtype=float), np.asarray(phi_phi, dtype=float)
+    d1 = phi_y.shape[0]
+    d, nf = d1 - 1, phi_y.size
+    pm, bv = phi_phi.reshape(nf, nf), phi_y.reshape(-1)
+    yy = float(yy)
+    out, tensors = [yy], [np.zeros(phi_y.shape)]
+    for m in range(1, d + 1):
+        uu, sv, wt = np.linalg.svd(np.asarray(gammas[m]))
+        root = np.cbrt(sv[:m])
+        x0 = np.zeros((m, 3 * d1 - 1))
+        x0[:, d] = root
+        x0[:, d1:d1 + d] = (uu[:, :m] * root).T
+        x0[:, 2 * d1:] = wt[:m] * root[:, None]
+
+        def loss_grad(x):
+            x = x.reshape(m, -1)
+            v, k, q = x[:, :d1], x[:, d1:2 * d1], x[:, 2 * d1:]
+            g = np.einsum("ha,hb,hc->abc", v, k, q).reshape(-1)
+            grad = (pm @ g - bv).reshape(phi_y.shape)
+            return yy - 2.0 * g @ bv + g @ pm @ g, 2.0 * np.concatenate(
+                [np.einsum("abc,hb,hc->ha", grad, k, q), np.einsum("abc,ha,hc->hb", grad, v, q),
+                 np.einsum("abc,ha,hb->hc", grad, v, k)], axis=1).reshape(-1)
+
+        res = minimize(loss_grad, x0.reshape(-1), jac=True, method="BFGS", options=dict(maxiter=max_iter, gtol=1e-10))
+        x = res.x if res.fun < loss_grad(x0.reshape(-1))[0] else x0.reshape(-1)
+        x = x.reshape(m, -1)
+        tensors.append(np.einsum("ha,hb,hc->abc", x[:, :d1], x[:, d1:2 * d1], x[:, 2 * d1:]))
+        out.append(loss_grad(x.reshape(-1))[0])
+    return np.asarray(out), np.asarray(tensors)
