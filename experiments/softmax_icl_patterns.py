@@ -30,7 +30,7 @@ import optax
 
 import dynamics
 from experiments import plotting
-from experiments.common import POSITIVE, POSITIVE_INT, check, check_fields, field, row, worst_point_row
+from experiments.common import POSITIVE, POSITIVE_INT, bound_row, check, check_fields, field, row, worst_point_row
 from models import softmax_attention as sa
 from tasks import icl
 from theory import softmax_icl as th
@@ -145,6 +145,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
 def _theory(cfg: Config) -> dict:
     kw = dict(d=cfg.d, n_context=cfg.n_context, noise_var=cfg.noise_var)
     return {"single": th.single_head_optimal_loss(**kw), "multi": th.multi_head_optimal_loss(**kw),
+            "single_exact": th.single_head_finite_optimum(**kw),
             "dgd": float(th.debiased_gd_optimal_loss(**kw)), "bayes": float(th.bayes_ridge_loss(**kw))}
 
 
@@ -162,11 +163,16 @@ def verify(arrays: dict, cfg: Config) -> list:
     - trained H ≥ 2 vs the exact debiased-GD optimum, 5%: the heads implement debiased
       GD only to first order in ω (|ω| ≈ 0.2: the O(ω²) terms of the softmax move the
       loss by ~1%), plus finite training (cosine-decayed Adam, 1-3% above at the end);
-    - trained H ≥ 2 vs the paper's multi-head optimum, 15%: its large-d limit drops the
-      mean-subtraction term, 10% at d = 5 (exact debiased GD / formula = 1.10);
-    - trained H = 1 vs the paper's single-head optimum, 15%: at d = 5, L = 40 the
-      large-L, large-d loss is 10% below the reduced model's f64 Monte Carlo loss at
-      the predicted optimum (test_single_head_formula_at_paper_size);
+    - trained H = 1 vs the exact one-head optimum of the reduced model at this d, L
+      (``theory.softmax_icl.single_head_finite_optimum``; the paper's large-size formula is
+      ≈ 9% below it at d = 5, L = 40 and is only plotted: its O(1/d, 1/L) distance to the
+      exact value is tested in tests/test_softmax_icl.py), from the raw test mean: 4
+      standard errors of the test mean (√2/√n_test: ½e² of a Gaussian error has std √2 ×
+      its mean; the control variate does not help one head, whose errors do not track
+      debiased GD's) and of the optimum's Monte Carlo, plus 3% for finite training
+      (the reduced model's pattern is reached only to the THRESHOLDS and Adam stops at 1%
+      of its peak rate); and the sign: no reduced one-head predictor beats that optimum,
+      so the test loss must not lie below it by more than 4 of those standard errors;
     - pattern scores at the end of training ≥ the THRESHOLDS (abs. error from 1);
     - length generalisation, worst length: trained H ≥ 2 (control variate: debiased GD
       at the training step on the same sequences) vs debiased GD at the training step
@@ -189,10 +195,15 @@ def verify(arrays: dict, cfg: Config) -> list:
     for h in cfg.heads:
         test = controlled[h][i_train]
         if h == 1:
-            rows.append(row("H=1: test loss vs paper single-head optimum", th_["single"], test, tol=0.15))
+            opt = th_["single_exact"]
+            noise = 4 * (np.sqrt(2.0 / cfg.n_test) + opt.standard_error / opt.loss)
+            raw = arrays["test_1"][i_train]
+            rows.append(row(f"H=1: test loss vs exact one-head optimum at d={cfg.d}, L={cfg.n_context}", opt.loss, raw,
+                            tol=0.03 + noise))
+            rows.append(bound_row("H=1: test loss ≥ exact one-head optimum − 4 standard errors", raw,
+                                  at_least=opt.loss * (1 - noise)))
         else:
             rows.append(row(f"H={h}: test loss vs exact debiased-GD optimum", th_["dgd"], test, tol=0.05))
-            rows.append(row(f"H={h}: test loss vs paper multi-head optimum", th_["multi"], test, tol=0.15))
         for name in SCORES if h >= 2 else SCORES[:3]:
             rows.append(row(f"H={h}: final {name} score (≥ {THRESHOLDS[name]})", 1.0, arrays[f"{name}_{h}"][-1],
                             tol=1.0 - THRESHOLDS[name], relative=False))
@@ -239,7 +250,9 @@ def plot(arrays: dict, cfg: Config) -> dict:
     fig, (ax_t, ax_h) = plotting.figure(2)
     for c, h in zip(colors, cfg.heads):
         ax_t.plot(steps, arrays[f"loss_{h}"], color=c, label=f"H = {h} (train pool)", **plotting.SIM)
-    refs = [("paper single-head optimum", th_["single"], "C3"), ("paper multi-head optimum", th_["multi"], "C2"),
+    refs = [("paper single-head optimum (large d, L)", th_["single"], "C3"),
+            ("exact one-head optimum (this d, L)", th_["single_exact"].loss, "C1"),
+            ("paper multi-head optimum (large d, L)", th_["multi"], "C2"),
             ("debiased GD optimum (exact)", th_["dgd"], "k"), ("Bayes ridge", th_["bayes"], "C0")]
     for label, value, c in refs:
         for ax in (ax_t, ax_h):
