@@ -6,8 +6,9 @@ One softmax-attention layer (``models.softmax_attention``, H heads, separate Q, 
 from random init) is trained with Adam on the paper's task (d = 5, L = 40, σ² = 0.1;
 x ~ N(0, I_d), β ~ N(0, I_d/d)) for H = 1, 2, 4. Recorded over training: the four
 pattern scores (KQ diagonal, KQ homogeneous, OV last-entry-only, OV zero-sum). At the
-end: the test loss of each H against the paper's single-/multi-head optima
-(``theory.softmax_icl``), the exact debiased-GD optimum and the Bayes ridge loss, and
+end: the test loss of H = 1 against the exact one-head optimum at this d, L and of
+H ≥ 2 against the exact debiased-GD optimum (``theory.softmax_icl``; the paper's
+large-size single-/multi-head optima and the Bayes ridge loss are plotted beside them), and
 the loss at context lengths up to 8× the training length against debiased GD with the
 step fixed at its training-length optimum (what the trained heads implement).
 
@@ -30,7 +31,7 @@ import optax
 
 import dynamics
 from experiments import plotting
-from experiments.common import POSITIVE, POSITIVE_INT, check, check_fields, field, row, worst_point_row
+from experiments.common import POSITIVE, POSITIVE_INT, bound_row, check, check_fields, field, row, worst_point_row
 from models import softmax_attention as sa
 from tasks import icl
 from theory import softmax_icl as th
@@ -130,8 +131,15 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
         test = np.zeros(len(lengths))
         for j, (n, k) in enumerate(zip(lengths, test_keys)):  # the same test sets as the references
             chunks = _chunks(cfg.n_test)
+            errs = []
             for kk, b in zip(jax.random.split(k, 64), chunks):
-                test[j] += float(loss_fn(traj.params, sample_paper(kk, cfg, n_context=int(n), batch=b))) * b / cfg.n_test
+                data = sample_paper(kk, cfg, n_context=int(n), batch=b)
+                test[j] += float(loss_fn(traj.params, data)) * b / cfg.n_test
+                if h == 1 and n == cfg.n_context:  # per-sequence errors: the standard error of the H = 1 test loss
+                    errs.append(0.5 * (np.asarray(data[1], np.float64) - np.asarray(sa.apply(traj.params, data[0]), np.float64)) ** 2)
+            if errs:
+                errs = np.concatenate(errs)
+                out.update(test_1_se=errs.std() / np.sqrt(errs.size))
         omega, mu = sa.reduced_params(traj.params)
         out.update({
             f"loss_{h}": np.asarray(traj.loss), f"test_{h}": test,
@@ -145,6 +153,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
 def _theory(cfg: Config) -> dict:
     kw = dict(d=cfg.d, n_context=cfg.n_context, noise_var=cfg.noise_var)
     return {"single": th.single_head_optimal_loss(**kw), "multi": th.multi_head_optimal_loss(**kw),
+            "single_exact": th.single_head_finite_optimum(**kw),
             "dgd": float(th.debiased_gd_optimal_loss(**kw)), "bayes": float(th.bayes_ridge_loss(**kw))}
 
 
@@ -162,11 +171,17 @@ def verify(arrays: dict, cfg: Config) -> list:
     - trained H ≥ 2 vs the exact debiased-GD optimum, 5%: the heads implement debiased
       GD only to first order in ω (|ω| ≈ 0.2: the O(ω²) terms of the softmax move the
       loss by ~1%), plus finite training (cosine-decayed Adam, 1-3% above at the end);
-    - trained H ≥ 2 vs the paper's multi-head optimum, 15%: its large-d limit drops the
-      mean-subtraction term, 10% at d = 5 (exact debiased GD / formula = 1.10);
-    - trained H = 1 vs the paper's single-head optimum, 15%: at d = 5, L = 40 the
-      large-L, large-d loss is 10% below the reduced model's f64 Monte Carlo loss at
-      the predicted optimum (test_single_head_formula_at_paper_size);
+    - trained H = 1 vs the exact one-head optimum of the reduced model at this d, L
+      (``theory.softmax_icl.single_head_finite_optimum``; the paper's large-size formula is
+      ≈ 9% below it at d = 5, L = 40 and is only plotted: its distance to the exact value
+      is tested in tests/test_softmax_icl.py), from the raw test mean (a debiased-GD or
+      optimum-predictor control variate does not help one head: its errors do not track
+      either sequence by sequence): 4 standard errors (of the test mean, from its own
+      per-sequence errors, ≈ 1.4% at n_test = 16384 — ½e² has heavier tails than a
+      Gaussian error's — and of the optimum's Monte Carlo, 0.45%) plus 3% for finite
+      training (the pattern is reached only to the THRESHOLDS, and Adam stops at 1% of its
+      peak rate); and the sign: no reduced one-head predictor beats the optimum, so the
+      test loss must not lie below it by more than the 4 standard errors;
     - pattern scores at the end of training ≥ the THRESHOLDS (abs. error from 1);
     - length generalisation, worst length: trained H ≥ 2 (control variate: debiased GD
       at the training step on the same sequences) vs debiased GD at the training step
@@ -189,10 +204,15 @@ def verify(arrays: dict, cfg: Config) -> list:
     for h in cfg.heads:
         test = controlled[h][i_train]
         if h == 1:
-            rows.append(row("H=1: test loss vs paper single-head optimum", th_["single"], test, tol=0.15))
+            opt = th_["single_exact"]
+            noise = 4 * np.hypot(arrays["test_1_se"], opt.standard_error) / opt.loss
+            one = arrays["test_1"][i_train]
+            rows.append(row(f"H=1: test loss vs exact one-head optimum at d={cfg.d}, L={cfg.n_context}", opt.loss, one,
+                            tol=0.03 + noise))
+            rows.append(bound_row("H=1: test loss ≥ exact one-head optimum − 4 standard errors", one,
+                                  at_least=opt.loss * (1 - noise)))
         else:
             rows.append(row(f"H={h}: test loss vs exact debiased-GD optimum", th_["dgd"], test, tol=0.05))
-            rows.append(row(f"H={h}: test loss vs paper multi-head optimum", th_["multi"], test, tol=0.15))
         for name in SCORES if h >= 2 else SCORES[:3]:
             rows.append(row(f"H={h}: final {name} score (≥ {THRESHOLDS[name]})", 1.0, arrays[f"{name}_{h}"][-1],
                             tol=1.0 - THRESHOLDS[name], relative=False))
@@ -239,7 +259,9 @@ def plot(arrays: dict, cfg: Config) -> dict:
     fig, (ax_t, ax_h) = plotting.figure(2)
     for c, h in zip(colors, cfg.heads):
         ax_t.plot(steps, arrays[f"loss_{h}"], color=c, label=f"H = {h} (train pool)", **plotting.SIM)
-    refs = [("paper single-head optimum", th_["single"], "C3"), ("paper multi-head optimum", th_["multi"], "C2"),
+    refs = [("paper single-head optimum (large d, L)", th_["single"], "C3"),
+            ("exact one-head optimum (this d, L)", th_["single_exact"].loss, "C1"),
+            ("paper multi-head optimum (large d, L)", th_["multi"], "C2"),
             ("debiased GD optimum (exact)", th_["dgd"], "k"), ("Bayes ridge", th_["bayes"], "C0")]
     for label, value, c in refs:
         for ax in (ax_t, ax_h):

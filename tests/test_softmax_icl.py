@@ -223,6 +223,42 @@ def test_single_head_formula_at_paper_size(key):
     assert 0.05 < rel < 0.13
 
 
+def test_single_head_finite_optimum_is_the_minimum_of_a_direct_monte_carlo(key):
+    # Second derivation of the exact one-head optimum: sample the full task (x, β, ε), and
+    # minimise over a grid of ω the loss with μ optimal for each ω (the loss is quadratic in
+    # μ: μ* = E[y_q ŷ₁]/E[ŷ₁²] on the same sequences). 100000 sequences: standard error of
+    # the loss ≈ 0.45% (std of ½e² ≈ √2 × mean); the function's own ≈ 0.45%: tol 4 combined
+    # errors ≈ 2.5% (a 5% change of the value fails). Grid spacing 0.05/√d: the loss is flat
+    # to O(δω²) at the minimum (< 0.1%), and the argmin moves with the sampling noise of the
+    # flat bottom, so the two minimisers agree to 0.1/√d only.
+    kw = dict(d=5, n_context=40, noise_var=0.1)
+    opt = th.single_head_finite_optimum(**kw)
+    omegas = np.linspace(0.6, 1.8, 25) / np.sqrt(5)
+    num, den, yy, n = np.zeros(omegas.size), np.zeros(omegas.size), 0.0, 0
+    for k in jax.random.split(key, 4):
+        x, y, xq, yq = (np.asarray(a) for a in _paper_task(k, d=5, n_context=40, batch=25_000, noise_var=0.1))
+        dots = np.einsum("bld,bd->bl", x, xq)
+        for i, w in enumerate(omegas):
+            p = np.exp(w * dots - (w * dots).max(axis=1, keepdims=True))
+            y1 = np.sum(p * y, axis=1) / p.sum(axis=1)
+            num[i] += yq @ y1
+            den[i] += y1 @ y1
+        yy, n = yy + yq @ yq, n + yq.size
+    losses = 0.5 * (yy - num**2 / den) / n
+    i = int(np.argmin(losses))
+    mu = num[i] / den[i]
+    x, y, xq, yq = (np.asarray(a) for a in _paper_task(jax.random.fold_in(key, 9), d=5, n_context=40, batch=25_000, noise_var=0.1))
+    err = 0.5 * (yq - np.asarray(_reduced_softmax([mu], [omegas[i]], x, y, xq))) ** 2
+    se = np.sqrt((2 * losses[i] ** 2) / n + opt.standard_error**2)
+    assert abs(losses[i] - opt.loss) < 4 * se, (losses[i], opt)
+    assert abs(omegas[i] - opt.omega) < 0.1 / np.sqrt(5)
+    assert opt.mu == pytest.approx(mu, rel=0.05)
+    # the paper's large-size formula lies below the exact optimum (it drops positive O(1/d, 1/L) terms)
+    assert th.single_head_optimal_loss(**kw) < opt.loss - 4 * opt.standard_error
+    # and the exact optimum's loss is what the found (ω, μ) give on fresh sequences (5 errors)
+    assert abs(err.mean() - opt.loss) < 5 * np.sqrt(2 * opt.loss**2 / err.size + opt.standard_error**2)
+
+
 def test_theory_rejects_bad_inputs():
     with pytest.raises(ValueError, match="n_context"):
         th.debiased_gd_loss(1.0, d=5, n_context=1, noise_var=0.1)
@@ -232,6 +268,8 @@ def test_theory_rejects_bad_inputs():
         th.approx_loss([1.0, 2.0], [0.1], d=5, n_context=40, noise_var=0.1)
     with pytest.raises(ValueError, match="1/2"):
         th.finite_d_loss([1.0], [0.8], d=5, n_context=40, noise_var=0.1)
+    with pytest.raises(ValueError, match="n_samples"):
+        th.single_head_finite_optimum(d=5, n_context=40, noise_var=0.1, n_samples=1)
 
 
 # -------------------------------------------------------------- experiment

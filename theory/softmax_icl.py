@@ -14,6 +14,9 @@ Every loss here follows DESIGN: L = ½ E(y_q − ŷ)² (the paper's loss without
 """
 from __future__ import annotations
 
+import functools
+from typing import NamedTuple
+
 import numpy as np
 
 
@@ -103,6 +106,76 @@ def single_head_optimal_loss(*, d: int, n_context: int, noise_var: float) -> flo
     """
     _check(d, n_context, noise_var)
     return 0.5 * (1.0 + noise_var - 1.0 / (1.0 + np.e * d * (1.0 + noise_var) / n_context))
+
+
+class SingleHeadOptimum(NamedTuple):
+    """Exact finite-(d, L) optimum of the one-head reduced model (``single_head_finite_optimum``).
+
+    loss: min over (μ, ω) of ½E(y_q − ŷ)²; omega, mu: where it is reached;
+    standard_error: Monte-Carlo standard error of ``loss`` (delta method on A²/B).
+    """
+
+    loss: float
+    omega: float
+    mu: float
+    standard_error: float
+
+
+def _one_head_moments(omega, z, r, *, d, noise_var):
+    """Per-sample a = E[y_q ŷ₁ | X, x_q], b = E[ŷ₁² | X, x_q] for ŷ₁ = Σₗ yₗ pₗ (μ = 1).
+
+    z: (n, L) zₗ = xₗᵀx_q/‖x_q‖, r: (n,) ‖x_q‖. With pₗ = softmax(ω r zₗ) and β, ε
+    integrated out (E ββᵀ = I/d): a = r Σ pₗzₗ/d, b = [(Σ pₗzₗ)² + (d−1) Σ pₗ²]/d + σ² Σ pₗ²
+    (the components of xₗ orthogonal to x_q are independent of p and add (d−1)δₗₗ'/d)."""
+    logit = omega * r[:, None] * z
+    p = np.exp(logit - logit.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    pz, pp = np.sum(p * z, axis=1), np.sum(p * p, axis=1)
+    return r * pz / d, (pz * pz + (d - 1) * pp) / d + noise_var * pp
+
+
+@functools.lru_cache(maxsize=32)
+def _single_head_finite_optimum(d, n_context, noise_var, n_samples, seed):
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n_samples, n_context))
+    r = np.sqrt(rng.chisquare(d, n_samples))
+
+    def loss(omega):
+        a, b = _one_head_moments(omega, z, r, d=d, noise_var=noise_var)
+        return 0.5 * (1.0 + noise_var - a.mean() ** 2 / b.mean()), a, b
+
+    # The optimum of the large-d, large-L loss sits at dω² = 1; finite d, L move it by O(1)
+    # factors only (dω² ≈ 1.35 at d = 5, L = 40), well inside this bracket.
+    res = minimize_scalar(lambda w: loss(w)[0], bounds=(0.05 / np.sqrt(d), 3.0 / np.sqrt(d)),
+                          method="bounded", options={"xatol": 1e-4 / np.sqrt(d)})
+    value, a, b = loss(res.x)
+    big_a, big_b = a.mean(), b.mean()
+    grad = np.array([2 * big_a / big_b, -big_a**2 / big_b**2])
+    se = 0.5 * float(np.sqrt(grad @ (np.cov(np.stack([a, b])) / n_samples) @ grad))
+    return SingleHeadOptimum(float(value), float(res.x), float(big_a / big_b), se)
+
+
+def single_head_finite_optimum(*, d: int, n_context: int, noise_var: float, n_samples: int = 2**16,
+                               seed: int = 0) -> SingleHeadOptimum:
+    """min over (μ, ω) of the one-head reduced loss ½E(y_q − μ Σₗ yₗ softmax_ℓ(ω xₗᵀx_q))²,
+    exact in d and L (no large-L, large-d expansion; our computation, the model of
+    arXiv 2503.12734 whose large-size optimum is ``single_head_optimal_loss``).
+
+    For fixed ω the loss is quadratic in μ: μ*(ω) = A/B and L(ω) = ½[1 + σ² − A²/B] with
+    A = E[y_q ŷ₁], B = E[ŷ₁²], ŷ₁ = Σₗ yₗ pₗ. Integrating β and ε analytically and using
+    the rotation invariance of x (only zₗ = xₗᵀx_q/‖x_q‖ ~ N(0, 1) i.i.d. and
+    ‖x_q‖² ~ χ²_d enter, ``_one_head_moments``) leaves a Monte Carlo over L + 1 scalars
+    per sample; ``n_samples`` fixed draws (PRNG ``seed``, common to every ω) and a bounded
+    scalar minimisation over ω. At d = 5, L = 40, σ² = 0.1 the 2¹⁶ default samples give a
+    standard error ≈ 0.45% (``standard_error``); the large-size formula is ≈ 9% below.
+    Deterministic and cached per arguments (about 5 s at L = 40 on one core).
+    """
+    _check(d, n_context, noise_var)
+    if int(n_context) != n_context or int(n_samples) != n_samples or n_samples < 2:
+        raise ValueError(f"n_context and n_samples must be integers (n_samples ≥ 2), got {n_context!r}, {n_samples!r}")
+    return _single_head_finite_optimum(int(d), int(n_context), float(noise_var), int(n_samples), int(seed))
 
 
 def multi_head_optimal_loss(*, d: int, n_context: int, noise_var: float) -> float:
