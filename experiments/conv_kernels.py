@@ -111,7 +111,7 @@ def _trained_narrow(task, spatial, cfg, key):
         # H is traced and all widths share one compiled program.
         p = conv.init(k, spatial=spatial, in_channels=cfg.channels, out_channels=cfg.channels,
                       kernels=r, scale=0.5 / np.sqrt(n_pos))
-        live = jnp.arange(r) < h
+        live = (jnp.arange(r) < h).astype(p["w"].dtype)
         return {"w": p["w"] * live.reshape((r,) + (1,) * (p["w"].ndim - 1)),
                 "a": p["a"] * live.reshape((1, r) + (1,) * (p["a"].ndim - 2))}
 
