@@ -68,8 +68,7 @@ def narrow_optimum_losses(train_narrow: Callable, widths: Sequence[int], *, n_in
         silent (all their weights 0: a silent unit gets exactly zero gradient,
         so gradient training keeps it silent and the net stays a k-unit net).
         Then every width runs in one compiled program (vmapped over widths and
-        inits) instead of one per width; the keys are the same, so are the
-        results up to round-off.
+        inits) instead of one per width, with the same key per width as above.
 
     Returns:
       NarrowOptima(widths, best_loss, losses, best_aux).
