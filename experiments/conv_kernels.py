@@ -16,7 +16,7 @@ to leave each seed's weakest mode ≥ 10 e-folds of u0 to spare (``horizon_margi
 and each row names how many seeds it covers.
 
     saddle run conv-kernels            # ~1-3 min on 2 CPU cores (3 min on a loaded machine)
-    saddle run conv-kernels --smoke    # ~1 min (4 min on a loaded machine)
+    saddle run conv-kernels --smoke    # ~55 s CPU (two compiled flows and two narrow-fit programs)
 """
 from __future__ import annotations
 
