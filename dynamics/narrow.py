@@ -47,7 +47,8 @@ class NarrowOptima(NamedTuple):
     best_aux: List[Any]
 
 
-def narrow_optimum_losses(train_narrow: Callable, widths: Sequence[int], *, n_inits: int, key: jax.Array) -> NarrowOptima:
+def narrow_optimum_losses(train_narrow: Callable, widths: Sequence[int], *, n_inits: int, key: jax.Array,
+                          traced_width: bool = False) -> NarrowOptima:
     """Estimate L*_k = min loss of a k-unit network for each k in ``widths``.
 
     Args:
@@ -62,6 +63,12 @@ def narrow_optimum_losses(train_narrow: Callable, widths: Sequence[int], *, n_in
       n_inits: independent inits per width (vmapped, one compiled program per k).
       key: PRNG key; width k uses ``fold_in(key, k)``, so results for one k do
         not depend on which other widths are asked for.
+      traced_width: ``train_narrow`` also accepts ``k`` traced (an int32
+        scalar), e.g. by building a max(widths)-unit net whose units ≥ k are
+        silent (all their weights 0: a silent unit gets exactly zero gradient,
+        so gradient training keeps it silent and the net stays a k-unit net).
+        Then every width runs in one compiled program (vmapped over widths and
+        inits) instead of one per width, with the same key per width as above.
 
     Returns:
       NarrowOptima(widths, best_loss, losses, best_aux).
@@ -72,9 +79,13 @@ def narrow_optimum_losses(train_narrow: Callable, widths: Sequence[int], *, n_in
     if not isinstance(n_inits, (int, np.integer)) or n_inits < 1:
         raise ValueError(f"n_inits={n_inits!r} is invalid; allowed: an integer ≥ 1")
     best, all_losses, best_aux = [], [], []
-    for k in widths:
-        keys = jax.random.split(jax.random.fold_in(key, k), n_inits)
-        out = jax.jit(jax.vmap(lambda kk: train_narrow(kk, k)))(keys)
+    keys = [jax.random.split(jax.random.fold_in(key, k), n_inits) for k in widths]
+    if traced_width:  # one compile for all widths (compiling dominates at the sizes used here)
+        batched = jax.jit(jax.vmap(jax.vmap(train_narrow, in_axes=(0, None))))(jnp.stack(keys), jnp.asarray(widths, jnp.int32))
+        outs = [jax.tree_util.tree_map(lambda a, i=i: a[i], batched) for i in range(len(widths))]
+    else:
+        outs = [jax.jit(jax.vmap(lambda kk, k=k: train_narrow(kk, k)))(ks) for k, ks in zip(widths, keys)]
+    for out in outs:
         loss, aux = (out[0], out[1]) if isinstance(out, tuple) else (out, None)
         loss = np.asarray(loss, dtype=float)
         if loss.shape != (n_inits,):

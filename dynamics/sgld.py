@@ -214,21 +214,33 @@ class LLCEstimate(NamedTuple):
     diagnostics: dict
 
 
+_POWER_CACHE: dict = {}
+
+
 def top_curvature(loss_fn: Callable, params, data, *, iters: int = 60, seed: int = 0) -> float:
     """|largest-magnitude eigenvalue| of ∇²L_n at ``params`` by power iteration on
-    Hessian-vector products (jax.jvp of jax.grad), full batch."""
+    Hessian-vector products (jax.jvp of jax.grad), full batch. The jitted iteration
+    takes params and data as arguments and is cached per (loss_fn, params structure,
+    iters), so a run of checkpoints (one call each) compiles it once."""
     flat, unravel = ravel_pytree(params)
-    grad = jax.grad(lambda v: loss_fn(unravel(v), data))
+    leaves, treedef = jax.tree.flatten(params)
+    cache_key = (loss_fn, treedef, tuple((np.shape(x), jnp.result_type(x)) for x in leaves), iters)
+    if cache_key not in _POWER_CACHE:
+        @jax.jit
+        def power(flat, v, data):
+            grad = jax.grad(lambda u: loss_fn(unravel(u), data))
 
-    @jax.jit
-    def power(v):
-        def body(v, _):
-            hv = jax.jvp(grad, (flat,), (v,))[1]
-            return hv / jnp.linalg.norm(hv), jnp.vdot(v, hv)
-        v, rayleigh = jax.lax.scan(body, v / jnp.linalg.norm(v), None, length=iters)
-        return rayleigh[-1]
+            def body(v, _):
+                hv = jax.jvp(grad, (flat,), (v,))[1]
+                return hv / jnp.linalg.norm(hv), jnp.vdot(v, hv)
+            v, rayleigh = jax.lax.scan(body, v / jnp.linalg.norm(v), None, length=iters)
+            return rayleigh[-1]
 
-    return abs(float(power(jax.random.normal(jax.random.key(seed), flat.shape, flat.dtype))))
+        if len(_POWER_CACHE) > 64:
+            _POWER_CACHE.clear()
+        _POWER_CACHE[cache_key] = power
+    v0 = jax.random.normal(jax.random.key(seed), flat.shape, flat.dtype)
+    return abs(float(_POWER_CACHE[cache_key](flat, v0, data)))
 
 
 def _batch_means_se(x: np.ndarray, num_batches: int) -> float:

@@ -1,4 +1,6 @@
 """theory.balanced: exact λ-balanced two-layer dynamics vs an f64 gradient flow of the network."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -45,12 +47,23 @@ def _population_flow(task, params, times, tau=1.0):
     )
 
 
+@functools.lru_cache(maxsize=None)
+def _flows_over_lams(shape):
+    """QQᵀ(t) of the population flow from every λ in LAMS (same teacher, same shapes): one
+    vmapped flow, so one compilation per shape instead of one per (shape, λ)."""
+    times = dynamics.log_times(10.0, 40)
+    setups = [_setup(shape, lam) for lam in LAMS]
+    params = jax.tree_util.tree_map(lambda *p: jnp.stack(p), *[p for _, p in setups])
+    stats = jax.vmap(lambda p: _population_flow(setups[0][0], p, times).stats)(params)
+    return times, dict(zip(LAMS, stats))
+
+
 @pytest.mark.parametrize("lam", LAMS)
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_qqt_matches_gradient_flow(shape, lam):
     task, params = _setup(shape, lam)
-    times = dynamics.log_times(10.0, 40)
-    sim = _population_flow(task, params, times).stats
+    times, sims = _flows_over_lams(shape)
+    sim = sims[lam]
     theory = balanced.qqt(times, sigma_yx=task.sigma_yx, q0=_q(params), lam=lam)
     assert theory.shape == sim.shape
     assert float(jnp.max(jnp.abs(theory[-1] - theory[0]))) > 0.5  # the network did learn

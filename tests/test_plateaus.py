@@ -87,9 +87,13 @@ def test_robust_to_small_noise():
     np.testing.assert_allclose(p.plateau_losses, LEVELS, rtol=2e-2, atol=2e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth,width,init_scale,n_seeds", [(2, 8, 1e-4, 48), (3, 16, 1e-3, 8)])
 def test_simulated_deep_linear_nets(depth, width, init_scale, n_seeds):
-    # Same (cached) gradient-flow runs as tests/test_saddle_theory.py, s = (4, 2, 1).
+    # Same (cached) gradient-flow runs as tests/test_saddle_theory.py, s = (4, 2, 1). Slow: by
+    # default tests/test_saddle_theory.py (test_depth2/3_matches_simulation) checks the same
+    # runs' plateau count (4 at every seed), levels and times, and with --dist loadfile this
+    # file on the other worker would simulate them a second time (~25 s CPU).
     from test_saddle_theory import S, horizon_for, simulate
     task, t, losses, _ = simulate(depth, width, init_scale, n_seeds, S, horizon_for(depth, width, init_scale, n_seeds))
     expected = 0.5 * float(task.trace_yy) - 0.5 * np.concatenate([[0.0], np.cumsum(np.square(S))])
