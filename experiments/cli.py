@@ -366,6 +366,7 @@ def main(argv=None) -> int:
             parser.print_help()
             return USAGE_ERROR
         jax_cache.enable(args.no_cache)
+        common.figure_formats()  # a bad $SADDLE_FIGURE_FORMATS is refused before any compute
         return args.func(args)
     except (UsageError, ValueError, FileExistsError, FileNotFoundError) as err:
         if os.environ.get("SADDLE_DEBUG"):

@@ -20,7 +20,7 @@ import sys
 import time
 import typing
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -234,12 +234,27 @@ def _publish(tmp: Path, out_dir: Path) -> Path:
         return target
 
 
+FIGURE_FORMATS = ("png", "pdf")
+
+
+def figure_formats() -> Tuple[str, ...]:
+    """Formats each figure is saved in: PNG and PDF, or the comma list in $SADDLE_FIGURE_FORMATS."""
+    value = os.environ.get("SADDLE_FIGURE_FORMATS", "")
+    chosen = tuple(f.strip().lower() for f in value.split(",") if f.strip()) or FIGURE_FORMATS
+    unknown = [f for f in chosen if f not in FIGURE_FORMATS]
+    if unknown:
+        raise ValueError(f"SADDLE_FIGURE_FORMATS={value!r} names {unknown}; allowed: a comma list of {list(FIGURE_FORMATS)}")
+    return chosen
+
+
 def save_figures(figures: Dict[str, Any], out_dir: Path) -> List[str]:
+    """Save each figure as ``name.png`` and ``name.pdf`` (see ``figure_formats``)."""
     import matplotlib.pyplot as plt
 
+    formats = figure_formats()
     names = []
     for name, fig in figures.items():
-        for ext in ("png", "pdf"):
+        for ext in formats:
             fig.savefig(out_dir / f"{name}.{ext}", dpi=130, bbox_inches="tight")
             names.append(f"{name}.{ext}")
         plt.close(fig)

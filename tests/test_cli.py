@@ -16,8 +16,16 @@ from experiments.saxe_modes import Config
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "saxe"
-    assert cli.main(["run", "saxe-modes", "--smoke", "--out", str(out), "--no-progress"]) == 0
+    with pytest.MonkeyPatch.context() as patch:  # conftest saves PNG only; the default is PNG and PDF
+        patch.delenv("SADDLE_FIGURE_FORMATS", raising=False)
+        assert cli.main(["run", "saxe-modes", "--smoke", "--out", str(out), "--no-progress"]) == 0
     return out
+
+
+def test_bad_figure_formats_are_refused_before_compute(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SADDLE_FIGURE_FORMATS", "png,svg")
+    assert cli.main(["run", "saxe-modes", "--smoke", "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    assert "SADDLE_FIGURE_FORMATS" in capsys.readouterr().err and not (tmp_path / "r").exists()
 
 
 def test_run_folder_holds_everything(smoke_run):

@@ -266,7 +266,7 @@ def test_experiment_smoke_passes(smoke_run):
     cfg, result = smoke_run
     failed = [r["quantity"] for r in result.rows if not r["passed"]]
     assert not failed, failed
-    for name in ("results.npz", "meta.json", "verify.json", "saddles.png", "saddles.pdf", "contrast.png"):
+    for name in ("results.npz", "meta.json", "verify.json", "saddles.png", "contrast.png"):
         assert (result.out_dir / name).is_file(), name
     assert len(json.loads((result.out_dir / "verify.json").read_text())) == len(result.rows)
 

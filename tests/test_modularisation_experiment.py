@@ -18,7 +18,7 @@ def test_smoke_rows_pass_and_the_run_folder_is_complete(tmp_path):
     failed = [r for r in result.rows if not r["passed"]]
     assert result.rows and not failed, failed
     assert any(r["quantity"].startswith("linear AE") for r in result.rows)
-    for name in ("results.npz", "meta.json", "verify.json", "modularisation.png", "modularisation.pdf"):
+    for name in ("results.npz", "meta.json", "verify.json", "modularisation.png"):
         assert (tmp_path / "run" / name).exists(), name
 
 
