@@ -45,7 +45,8 @@ accumulated,
 the ReLU analogue of Pesme & Flammarion's Algorithm 1 for diagonal linear
 networks (arXiv 2304.00488, ``theory.diagonal``): plateau times are ln(1/σ)
 times numbers fixed by the data. Corrections are O(1/ln(1/σ)) relative (the
-initial norms and alignment, the time the drop itself takes). GD with step η
+initial norms and alignment, the time the drop itself takes; ``theory.relu_escape``
+computes them per cluster from the init, passed here as per-cluster thresholds). GD with step η
 multiplies ρ by 1 + ηλ per step: its rate is λ_η = ln(1 + ηλ)/η (``gd_rate``).
 
 When the staircase visits every f*_k. Each kink needs a lobe of its own from the
