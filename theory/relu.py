@@ -45,7 +45,8 @@ accumulated,
 the ReLU analogue of Pesme & Flammarion's Algorithm 1 for diagonal linear
 networks (arXiv 2304.00488, ``theory.diagonal``): plateau times are ln(1/σ)
 times numbers fixed by the data. Corrections are O(1/ln(1/σ)) relative (the
-initial norms and alignment, the time the drop itself takes). GD with step η
+initial norms and alignment, the time the drop itself takes; ``theory.relu_escape``
+computes them per cluster from the init, passed here as per-cluster thresholds). GD with step η
 multiplies ρ by 1 + ηλ per step: its rate is λ_η = ln(1 + ηλ)/η (``gd_rate``).
 
 When the staircase visits every f*_k. Each kink needs a lobe of its own from the
@@ -86,6 +87,7 @@ class Escapes(NamedTuple):
     stage_rates: (K, m) rate of every cluster during each stage (0 after it escaped),
       columns in the order of ``clusters``.
     clusters: (m,) breakpoint of each cluster at stage 0 (its stage-0 lobe).
+    escaped: (K,) index into ``clusters`` of the cluster that escapes at each stage.
     """
 
     times: np.ndarray
@@ -94,6 +96,7 @@ class Escapes(NamedTuple):
     rates: np.ndarray
     stage_rates: np.ndarray
     clusters: np.ndarray
+    escaped: np.ndarray
 
 
 def _column(name: str, v, n=None) -> np.ndarray:
@@ -216,23 +219,30 @@ def incremental_escapes(x, residuals: Sequence, *, log_inv_scale: float, eta: fl
       residuals: K residuals r_k = y − f*_k, k = 0, …, K−1 (r_0 = y): the
         landscape of stage k is that of the best k-unit net (e.g. from
         ``dynamics.narrow.narrow_optimum_losses``).
-      log_inv_scale: ln(1/σ), σ the init scale of the units (> 0).
+      log_inv_scale: ln(1/σ), σ the init scale of the units (> 0); or (m,), one
+        log-growth threshold per stage-0 cluster (``escape_lobes`` order), e.g.
+        ln(1/σ) + c_j with the O(1) offsets of ``theory.relu_escape.escape_offsets``.
       eta: GD step; if given, rates are the GD rates λ_η (``gd_rate``).
 
     Clusters start at the stage-0 lobes with A = 0; at each stage every cluster
-    climbs to the top of its basin of s·G_k, clusters that meet keep the larger
-    A, and the cluster that reaches A = ln(1/σ) first escapes. Raises
+    climbs to the top of its basin of s·G_k, clusters that meet keep the one
+    nearest its threshold (the larger A for one ln(1/σ)), and the cluster that
+    reaches its threshold (A = ln(1/σ)) first escapes. Raises
     ValueError if at some stage no cluster grows (no further escape).
     """
     x = _column("x", x)
-    if not log_inv_scale > 0:
-        raise ValueError(f"log_inv_scale={log_inv_scale!r} is invalid; allowed: ln(1/σ) > 0")
+    threshold = np.asarray(log_inv_scale, dtype=np.float64)
+    if threshold.ndim > 1 or not np.all(threshold > 0):
+        raise ValueError(f"log_inv_scale={log_inv_scale!r} is invalid; allowed: ln(1/σ) > 0, a number or one per stage-0 lobe")
     if len(residuals) < 1:
         raise ValueError("residuals is empty; allowed: one residual per stage (r_0 = y first)")
     p, g0, start = _landscape(x, residuals[0], n_grid, rel_tol)
     landscapes = [g0] + [unit_rate(x, r, p) for r in residuals[1:]]
     index = np.array([i for i, _ in start], dtype=int)
     sign = np.array([s for _, s in start])
+    if threshold.ndim == 1 and threshold.size != index.size:
+        raise ValueError(f"log_inv_scale has {threshold.size} entries; allowed: a number or one per stage-0 lobe ({index.size})")
+    threshold = np.broadcast_to(threshold, index.shape)
     grown = np.zeros(index.size)
     alive = np.ones(index.size, dtype=bool)
     stage_rates = np.zeros((len(landscapes), index.size))
@@ -243,22 +253,22 @@ def incremental_escapes(x, residuals: Sequence, *, log_inv_scale: float, eta: fl
         for j in np.nonzero(alive)[0]:  # clusters that meet merge into the one grown most
             same = np.nonzero(alive & (index == index[j]) & (sign == sign[j]))[0]
             if same.size > 1:
-                keep = same[np.argmax(grown[same])]
+                keep = same[np.argmax(grown[same] - threshold[same])]  # the nearest to its threshold
                 alive[same[same != keep]] = False
         rate = np.where(alive, sign * g[index], 0.0)
         if eta is not None:
             rate = np.where(alive, gd_rate(np.maximum(rate, -0.99 / eta), eta), 0.0)
         stage_rates[k] = rate
-        wait = np.where(alive & (rate > 0), (log_inv_scale - grown) / np.where(rate > 0, rate, 1.0), np.inf)
+        wait = np.where(alive & (rate > 0), (threshold - grown) / np.where(rate > 0, rate, 1.0), np.inf)
         j = int(np.argmin(wait)) if wait.size else 0
         if not wait.size or not np.isfinite(wait[j]):
             raise ValueError(f"stage {k}: no cluster grows (every rate ≤ 0); the escape sequence ends after {k} escapes")
         t += wait[j]
         grown = grown + rate * wait[j]
-        out.append((t, p[index[j]], sign[j], rate[j]))
+        out.append((t, p[index[j]], sign[j], rate[j], j))
         alive[j] = False
-    times, bps, signs, rates = (np.array(v) for v in zip(*out))
-    return Escapes(times, bps, signs, rates, stage_rates, p[np.array([i for i, _ in start], dtype=int)])
+    times, bps, signs, rates, escaped = (np.array(v) for v in zip(*out))
+    return Escapes(times, bps, signs, rates, stage_rates, p[np.array([i for i, _ in start], dtype=int)], escaped)
 
 
 def _affine_free_fit(x: np.ndarray, yt: np.ndarray, knots) -> tuple:
