@@ -104,20 +104,16 @@ def test_surrogate_gradient_is_lemma_1():
 def test_sampled_objective_averages_to_the_population_one():
     # Monte-Carlo: with P = 2¹⁴ view pairs the sample mean of the per-pair loss is within 4 standard errors
     sig = 0.5
-
-    @jax.jit  # one program instead of op-by-op dispatch
-    def draw():
-        params = ssl.init(jax.random.key(0), 6, 3, scale=1.0, predictor_mean=0.5)
-        pred, target = 0.5 * (params.predictor + params.predictor.T), 0.8 * params.online
-        kx, k1, k2 = jax.random.split(jax.random.key(1), 3)
-        x = jax.random.normal(kx, (16384, 6))
-        x1, x2 = x + np.sqrt(sig) * jax.random.normal(k1, x.shape), x + np.sqrt(sig) * jax.random.normal(k2, x.shape)
-        r = x1 @ (pred @ params.online).T - x2 @ target.T
-        se = jnp.std(0.5 * jnp.sum(r**2, -1)) / np.sqrt(x.shape[0])
-        return (ssl.sampled_objective(params, pred, target, (x1, x2)), ssl.population_objective(params, pred, target, sig),
-                se)
-
-    got, want, se = (float(v) for v in draw())
+    params = ssl.init(jax.random.key(0), 6, 3, scale=1.0, predictor_mean=0.5)
+    pred, target = 0.5 * (params.predictor + params.predictor.T), 0.8 * params.online
+    kx, k1, k2 = jax.random.split(jax.random.key(1), 3)
+    x = jax.random.normal(kx, (16384, 6))
+    x1, x2 = x + np.sqrt(sig) * jax.random.normal(k1, x.shape), x + np.sqrt(sig) * jax.random.normal(k2, x.shape)
+    r = x1 @ (pred @ params.online).T - x2 @ target.T
+    per_pair = 0.5 * jnp.sum(r**2, -1)
+    se = float(jnp.std(per_pair)) / np.sqrt(x.shape[0])
+    got = float(ssl.sampled_objective(params, pred, target, (x1, x2)))
+    want = float(ssl.population_objective(params, pred, target, sig))
     assert abs(got - want) < 4 * se
 
 
