@@ -143,7 +143,9 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
 
     # 1. one primitive, T in Ts: (T, seed) cells
     ts = np.asarray(cfg.Ts, dtype=float)
-    every = np.maximum(1, np.round(cfg.alpha_factor * _primitive_time(cfg, ts) * cfg.n / cfg.n_records)).astype(int)
+    # one evaluation (one compiled shape) for the Ts and the composite task's pre-training
+    prim_times = _primitive_time(cfg, np.append(ts, cfg.composite_T))
+    every = np.maximum(1, np.round(cfg.alpha_factor * prim_times[:-1] * cfg.n / cfg.n_records)).astype(int)
     seeds = cfg.seed * 1000 + np.arange(cfg.n_seeds)
     cells = {"T": np.repeat(ts, cfg.n_seeds), "seed": np.tile(seeds, len(ts)), "every": np.repeat(every, cfg.n_seeds)}
     prim, _ = run_sweep(_primitive_cell(cfg, int(max(cfg.Ts))), cells, progress=progress, batch_size=cfg.n_seeds)
@@ -156,7 +158,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
 
     # 2. composite task at composite_T, vanilla vs shaped
     T = cfg.composite_T
-    n_pre = int(round(float(_primitive_time(cfg, T)) * cfg.n))
+    n_pre = int(round(float(prim_times[-1]) * cfg.n))
     cells = {"seed": np.tile(seeds, 2), "pre_episodes": np.repeat([0, n_pre], cfg.n_seeds)}
     comp, _ = run_sweep(_composite_cell(cfg), cells, progress=progress, batch_size=cfg.n_seeds)
     alpha_c = np.asarray(comp["episodes"])[0] / cfg.n
