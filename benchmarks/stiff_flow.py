@@ -45,7 +45,7 @@ from theory.saddle import transition_times  # noqa: E402
 
 # saddle-to-saddle's default Config (experiments/saddle_to_saddle.py; benchmarks do not import experiments)
 S, N_IO, DEPTHS, WIDTHS, SIGMAS, N_SEEDS = (4.0, 2.0, 1.0), 8, (2, 3, 4), (8, 32, 32), (1e-4, 1e-4, 1e-3), (6, 8, 4)
-HORIZON, N_POINTS, SEED = 1.5, 300, 0
+HORIZON, N_POINTS, SEED, ALL_FINISH = 1.2, 300, 0, 0.999
 
 COUNT = {"grad": 0, "matvec": 0}
 
@@ -96,7 +96,10 @@ def setup(depth_index: int):
     key = jax.random.split(key_init, len(DEPTHS))[depth_index]
     sizes = (N_IO,) + (width,) * (depth - 1) + (N_IO,)
     predicted = np.asarray(transition_times(S, init_scale=sigma, depth=depth, width=width))
-    times = np.concatenate([[0.0], np.geomspace(0.02 * predicted[0], HORIZON * predicted[-1], N_POINTS)])
+    # the experiment's horizon (its last_escape_time): all n seeds 99% learned with probability ALL_FINISH
+    last = transition_times(S, init_scale=sigma, depth=depth, width=width, quantile=ALL_FINISH ** (1.0 / n_seeds),
+                            fraction=0.99)
+    times = np.concatenate([[0.0], np.geomspace(0.02 * predicted[0], HORIZON * float(np.max(np.asarray(last))), N_POINTS)])
     return task, depth, sigma, n_seeds, key, sizes, predicted, times
 
 

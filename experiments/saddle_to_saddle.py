@@ -62,6 +62,9 @@ class Config:
     horizon_escapes: float = field(1.2, POSITIVE, "simulated time in multiples of the time by which every seed "
                                    "has learned every mode (theory: all n seeds with probability 0.999)")
     n_points: int = field(300, (lambda n: n >= 50, "an integer ≥ 50"), "log-spaced recording times")
+    solver: str = field("auto", (lambda v: v in ("auto", "tsit5", "kvaerno5"), "auto, tsit5 or kvaerno5"),
+                        "ODE solver of the flows: tsit5 (explicit), kvaerno5 (implicit), or auto: kvaerno5 where "
+                        "the theory's stiffness ratio λ_max·t_end exceeds STIFF_RATIO, else tsit5")
     seed: int = field(0, None, "PRNG seed (task basis and inits)")
 
     def __post_init__(self):
@@ -90,6 +93,29 @@ def last_escape_time(s, depth, width, sigma, n_seeds):
     return float(np.max(np.asarray(transition_times(s, init_scale=sigma, depth=depth, width=width, quantile=q, fraction=0.99))))
 
 
+# λ_max·t_end above which the implicit solver is cheaper. Measured (benchmarks/stiff_flow.py, one seed,
+# CPU seconds of the solve): depth 3 (ratio 5e4) tsit5 2.7 s vs kvaerno5 19 s; depth 4 (ratio 8e5)
+# tsit5 57 s vs kvaerno5 (see BENCHMARKS.md (e)); the crossover lies between.
+STIFF_RATIO = 2e5
+
+
+def stiffness_ratio(s, depth, end):
+    """λ_max · t_end. Once mode 1 is learned, the flow's fastest rate is the Hessian's
+    largest eigenvalue at the balanced rank-1 point, λ_max = L s₁^{2−2/L} (our derivation:
+    u = a^L with a per-layer scale a, ∂u/∂a_l = u/a for every layer, so the Hessian of
+    ½(s₁ − u)² is s₁^{2−2/L} times the all-ones L × L matrix); an explicit solver's step is
+    bounded by ~3.5/λ_max up to t_end, an implicit one's by accuracy only."""
+    return depth * float(s[0]) ** (2.0 - 2.0 / depth) * end
+
+
+def flow_solver(cfg: "Config", depth: int, end: float) -> str:
+    """The diffrax solver of one depth's flows: cfg.solver, or for "auto" kvaerno5
+    where ``stiffness_ratio`` exceeds STIFF_RATIO, decided before training."""
+    if cfg.solver != "auto":
+        return cfg.solver
+    return "kvaerno5" if stiffness_ratio(cfg.s, depth, end) > STIFF_RATIO else "tsit5"
+
+
 def _simulate_depth(task, depth, width, sigma, n_seeds, cfg, key, progress=False):
     sizes = (cfg.n_io,) + (width,) * (depth - 1) + (cfg.n_io,)
     predicted = np.asarray(transition_times(cfg.s, init_scale=sigma, depth=depth, width=width))
@@ -106,8 +132,8 @@ def _simulate_depth(task, depth, width, sigma, n_seeds, cfg, key, progress=False
     def run(params):
         # rtol 1e-6 suffices: times are compared per seed at ≈ 1%, plateaus at 2%; atol scales with σ²
         # progress: a live bar over simulated time for this depth's vmapped seeds (minutes at depth 4)
-        traj = dynamics.gradient_flow(loss, params, None, times=times,
-                                      observe=observe, rtol=1e-6, atol=1e-6 * sigma**2, progress=progress)
+        traj = dynamics.gradient_flow(loss, params, None, times=times, observe=observe, rtol=1e-6,
+                                      atol=1e-6 * sigma**2, progress=progress, solver=flow_solver(cfg, depth, end))
         return traj.loss, traj.stats
 
     # each seed's transition times predicted from its own init, before training
@@ -245,6 +271,7 @@ def cell(cfg: Config, values: dict) -> dict:
         return dynamics.linear_loss_from_stats(linear.end_to_end(params), task.sigma_xx, task.sigma_yx, task.trace_yy)
 
     traj = dynamics.gradient_flow(loss, linear.init_gaussian(key_init, sizes, std=sigma), None, times=times,
-                                  observe=lambda p: linear.mode_strengths(p, task.u, task.v), rtol=1e-6, atol=1e-6 * sigma**2)
+                                  observe=lambda p: linear.mode_strengths(p, task.u, task.v), rtol=1e-6,
+                                  atol=1e-6 * sigma**2, solver=flow_solver(cfg, depth, end))
     half = jax.vmap(crossing_time, in_axes=(None, 1, 0))(jnp.asarray(times), traj.stats, task.s / 2)
     return {"loss": traj.loss, "half_time": half, "half_time_rel_err": jnp.max(jnp.abs(half / predicted - 1.0))}
