@@ -414,6 +414,8 @@ def render(info: dict, tp: dict = None, levers: dict = None, fl: dict = None, me
         body += sections.cache_section(cc, targets)
     if gpu:
         body += sections.accel_section(gpu, accel_cpu, targets)
+    elif accel_cpu:
+        body += sections.accel_cpu_section(accel_cpu)
     head = ["# Benchmarks", "",
             f"Written by `{command}` on {info['date']} (commit {info['commit']}) in {seconds / 60:.1f} min. "
             "Every number below was measured in that one run; the load average and, per timing, the CPU share "
@@ -497,7 +499,7 @@ def main(argv=None) -> None:
         saved["cs"] = run_json("cell_sweeps.py", [*small, "--wait-idle", str(wait)], {**cores, "XLA_FLAGS": HEADLINE_FLAGS})
     if "stiff" in parts:
         loads.append(f"stiff {loadavg()}")
-        saved["st"] = run_json("stiff_flow.py", ["--depths", "2,3"] if args.quick else [])
+        saved["st"] = run_json("stiff_flow.py", ["--depths", "2", "--solvers", "tsit5,kvaerno5"] if args.quick else ["--cli"])
         saved["st"]["machine"] = f"{info['cpu']}, {info['cores']} cores"
     if "cache" in parts:
         loads.append(f"cache {loadavg()}")

@@ -14,8 +14,14 @@ time against ``theory.saddle.transition_times`` (the verify rows of the
 experiment, 10 %), and the largest difference between the two solvers' mode
 strengths at the recording times.
 
-    python benchmarks/stiff_flow.py --json out.json                   # both solvers, ~6 min on 2 idle cores
-    python benchmarks/stiff_flow.py --solvers kvaerno5 --depths 4     # the new solver only
+Default: tsit5 (the old solver of every depth) at each depth, plus kvaerno5
+where the experiment's ``solver="auto"`` picks it (the same rule, repeated
+here since benchmarks do not import experiments: λ_max·t_end > STIFF_RATIO,
+λ_max = L s₁^{2−2/L}); ``--cli`` also times one whole ``saddle run
+saddle-to-saddle --no-progress`` process (CPU seconds, empty compilation cache).
+
+    python benchmarks/stiff_flow.py --cli --json out.json             # ~5 min on 2 idle cores
+    python benchmarks/stiff_flow.py --solvers tsit5,kvaerno5 --depths 2,3   # both solvers at every depth given
 """
 from __future__ import annotations
 
@@ -46,6 +52,7 @@ from theory.saddle import transition_times  # noqa: E402
 # saddle-to-saddle's default Config (experiments/saddle_to_saddle.py; benchmarks do not import experiments)
 S, N_IO, DEPTHS, WIDTHS, SIGMAS, N_SEEDS = (4.0, 2.0, 1.0), 8, (2, 3, 4), (8, 32, 32), (1e-4, 1e-4, 1e-3), (6, 8, 4)
 HORIZON, N_POINTS, SEED, ALL_FINISH = 1.2, 300, 0, 0.999
+STIFF_RATIO = 2e5  # experiments/saddle_to_saddle.py's STIFF_RATIO
 
 COUNT = {"grad": 0, "matvec": 0}
 
@@ -139,9 +146,39 @@ def solve(depth_index: int, solver: str, seeds=None) -> dict:
             "max_rel_err_vs_theory": float(np.max(np.abs(sim_t - predicted) / predicted)), "modes": modes}
 
 
+def auto_solver(depth_index: int) -> str:
+    """The solver ``saddle run saddle-to-saddle`` (solver="auto") uses at this depth."""
+    _, depth, _, _, _, _, _, times = setup(depth_index)
+    return "kvaerno5" if depth * S[0] ** (2.0 - 2.0 / depth) * times[-1] > STIFF_RATIO else "tsit5"
+
+
+def time_cli() -> dict:
+    """CPU seconds (user + system) of one whole `saddle run saddle-to-saddle` process, empty cache."""
+    import resource
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "SADDLE_CACHE_DIR": str(Path(tmp) / "cache"), "PYTHONPATH": str(root)}
+        env.pop("SADDLE_NO_CACHE", None)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "experiments.cli", "run", "saddle-to-saddle", "--no-progress",
+                               "--out", str(Path(tmp) / "run")], env=env, cwd=tmp, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"saddle run saddle-to-saddle failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    # exit 0: every verify row passed, 1: some row failed
+    return {"cpu_s": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, "wall_s": wall,
+            "all_rows_passed": proc.returncode == 0}
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--solvers", default="tsit5,kvaerno5")
+    p.add_argument("--solvers", help="solvers at every depth (default: tsit5, plus kvaerno5 where solver=auto picks it)")
+    p.add_argument("--cli", action="store_true", help="also time one whole `saddle run saddle-to-saddle` process")
     p.add_argument("--depths", default=",".join(map(str, DEPTHS)))
     p.add_argument("--seeds", type=int, help="seeds per depth (default: the experiment's 6, 8, 4)")
     p.add_argument("--json", type=Path)
@@ -149,8 +186,10 @@ def main(argv=None) -> dict:
     rows = []
     for d in (int(x) for x in args.depths.split(",")):
         by_solver = {}
-        for solver in args.solvers.split(","):
+        auto = auto_solver(DEPTHS.index(d))
+        for solver in (args.solvers.split(",") if args.solvers else sorted({"tsit5", auto}, reverse=True)):
             r = solve(DEPTHS.index(d), solver, args.seeds)
+            r["auto"] = solver == auto
             by_solver[solver] = r
             print(f"depth {d} {solver:9s}: {r['cpu_s']:8.1f} CPU s ({r['wall_s']:.1f} wall, compile {r['compile_cpu_s']:.1f}), "
                   f"{r['grads']} gradients + {r['matvecs']} Hessian-vector products; transition times "
@@ -165,7 +204,11 @@ def main(argv=None) -> dict:
         for r in by_solver.values():
             r.pop("modes")
             rows.append(r)
-    result = {"rows": rows, "loadavg": os.getloadavg(), "cores": os.cpu_count()}
+    result = {"rows": rows, "loadavg": os.getloadavg(), "cores": os.cpu_count(), "stiff_ratio": STIFF_RATIO}
+    if args.cli:
+        result["cli"] = time_cli()
+        print(f"saddle run saddle-to-saddle: {result['cli']['cpu_s']:.1f} CPU s ({result['cli']['wall_s']:.1f} wall), "
+              f"all verify rows passed: {result['cli']['all_rows_passed']}", file=sys.stderr, flush=True)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return result
