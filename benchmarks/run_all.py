@@ -1,14 +1,15 @@
 """Run every benchmark and write BENCHMARKS.md at the repository root.
 
-    python benchmarks/run_all.py            # ~22 min on 2 idle cores (≤ 30) → BENCHMARKS.md
+    python benchmarks/run_all.py            # ~25-35 min on 2 idle cores (estimate) → BENCHMARKS.md
     python benchmarks/run_all.py --quick    # 50/100 steps, ~3 min → benchmarks/quick.md (not BENCHMARKS.md)
     python benchmarks/run_all.py --only cells,stiff   # a subset (see --only), → benchmarks/partial.md
     python benchmarks/run_all.py --gpu-only --json gpu.json   # on a GPU machine: section (g) only, ~5 min
     python benchmarks/run_all.py --gpu-json gpu.json          # CPU run, with a saved GPU run beside it
 
-Times on 2 idle cores: throughput + levers ~8 min, flow ~1 min, memory ~1 min,
-cells ~4 min, stiff ~7 min (the old explicit solver's depth 4 alone is ~5),
-cache ~3 min, accel (CPU path) ~3 min. On a machine with an accelerator JAX
+Times on 2 idle cores (estimates): throughput + levers ~8 min, flow ~1 min,
+memory ~1 min, cells ~2 min, stiff ~6 min (the old explicit solver's depth 4
+and one whole `saddle run saddle-to-saddle`), cache ~5-10 min (two smoke
+verifies of every experiment), accel (CPU path) ~3 min. On a machine with an accelerator JAX
 sees (``jax.default_backend() != "cpu"``) the accel part runs there.
 
 Run it on an otherwise idle machine: it records the load average and, for
