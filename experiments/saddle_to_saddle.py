@@ -16,9 +16,10 @@ Depth 4 at σ = 1e-3 is the expensive one: after the first escape the flow is
 stiff (fastest rate ≈ L s₁^{2−2/L} = 32) while the last escape comes at
 t ≈ 2e4, so the explicit Tsit5 needs ~3e5 steps per seed (1.8e6 gradients, one
 seed: 57 CPU s on the shared 2-core machine). ``solver="auto"`` (default) solves
-such flows with the implicit Kvaerno5 instead (``flow_solver``: where the
-theory's λ_max·t_end exceeds STIFF_RATIO; here depth 4 only): 750 steps, 29 CPU s
-per seed plus ~12 s more compile, the same transition times to 1e-8 relative.
+such flows with the stabilised explicit RKC instead (``flow_solver``: where the
+theory's λ_max·t_end exceeds STIFF_RATIO; here depths 3 and 4): 5,400 steps,
+4.1 CPU s per seed at depth 4, the same transition times to 1e-7 relative
+(``dynamics.flow.RKC``; the implicit Kvaerno5 takes 750 steps but 29 CPU s).
 
 Seed rules, decided before training from the theory: the horizon is the time by
 which all n seeds have learned every mode with probability 0.999
@@ -66,9 +67,10 @@ class Config:
     horizon_escapes: float = field(1.2, POSITIVE, "simulated time in multiples of the time by which every seed "
                                    "has learned every mode (theory: all n seeds with probability 0.999)")
     n_points: int = field(300, (lambda n: n >= 50, "an integer ≥ 50"), "log-spaced recording times")
-    solver: str = field("auto", (lambda v: v in ("auto", "tsit5", "kvaerno5"), "auto, tsit5 or kvaerno5"),
-                        "ODE solver of the flows: tsit5 (explicit), kvaerno5 (implicit), or auto: kvaerno5 where "
-                        "the theory's stiffness ratio λ_max·t_end exceeds STIFF_RATIO, else tsit5")
+    solver: str = field("auto", (lambda v: v in ("auto", "tsit5", "rkc", "kvaerno5"), "auto, tsit5, rkc or kvaerno5"),
+                        "ODE solver of the flows: tsit5 (explicit), rkc (stabilised explicit, for stiff flows), "
+                        "kvaerno5 (implicit), or auto: rkc where the theory's stiffness ratio λ_max·t_end exceeds "
+                        "STIFF_RATIO, else tsit5")
     seed: int = field(0, None, "PRNG seed (task basis and inits)")
 
     def __post_init__(self):
@@ -99,10 +101,10 @@ def last_escape_time(s, depth, width, sigma, n_seeds):
     return float(np.max(np.asarray(transition_times(s, init_scale=sigma, depth=depth, width=width, quantile=q, fraction=0.99))))
 
 
-# λ_max·t_end above which the implicit solver is cheaper. Measured (benchmarks/stiff_flow.py, one seed,
-# CPU seconds of the solve): depth 3 (ratio 5e4) tsit5 2.7 s vs kvaerno5 19 s; depth 4 (ratio 8e5)
-# tsit5 57 s vs kvaerno5 (see BENCHMARKS.md (e)); the crossover lies between.
-STIFF_RATIO = 2e5
+# λ_max·t_end above which the stabilised explicit RKC is cheaper than Tsit5. Measured (one seed, CPU
+# seconds of the solve, BENCHMARKS.md (e)): depth 3 (ratio 6e4) tsit5 2.7 s, rkc 1.2 s, kvaerno5 19 s;
+# depth 4 (ratio 8e5) tsit5 57 s, rkc 4.1 s, kvaerno5 29 s. Below ~1e3 a flow is not stiff (depth 2: 1e2).
+STIFF_RATIO = 1e3
 
 
 def stiffness_ratio(s, depth, end):
@@ -115,11 +117,11 @@ def stiffness_ratio(s, depth, end):
 
 
 def flow_solver(cfg: "Config", depth: int, end: float) -> str:
-    """The diffrax solver of one depth's flows: cfg.solver, or for "auto" kvaerno5
+    """The diffrax solver of one depth's flows: cfg.solver, or for "auto" rkc
     where ``stiffness_ratio`` exceeds STIFF_RATIO, decided before training."""
     if cfg.solver != "auto":
         return cfg.solver
-    return "kvaerno5" if stiffness_ratio(cfg.s, depth, end) > STIFF_RATIO else "tsit5"
+    return "rkc" if stiffness_ratio(cfg.s, depth, end) > STIFF_RATIO else "tsit5"
 
 
 def _simulate_depth(task, depth, width, sigma, n_seeds, cfg, key, progress=False):
