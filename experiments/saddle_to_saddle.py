@@ -10,7 +10,7 @@ depth 2 and ∝ σ^{−(L−2)}/s_k at depth L ≥ 3 (``theory.saddle``). The ra
 simulated for several seeds (f64 diffrax flow, vmapped); the theory predicts
 the median transition time over inits, compared with the median detected one.
 
-    saddle run saddle-to-saddle            # depths 2, 3, 4: ~6 min on 2 CPU cores (depth 4: 5 min)
+    saddle run saddle-to-saddle            # depths 2, 3, 4: ~60 CPU s (~47 with a warm compilation cache)
 
 Depth 4 at σ = 1e-3 is the expensive one: after the first escape the flow is
 stiff (fastest rate ≈ L s₁^{2−2/L} = 32) while the last escape comes at
