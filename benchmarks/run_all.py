@@ -500,7 +500,7 @@ def main(argv=None) -> None:
         saved["cs"] = run_json("cell_sweeps.py", [*small, "--wait-idle", str(wait)], {**cores, "XLA_FLAGS": HEADLINE_FLAGS})
     if "stiff" in parts:
         loads.append(f"stiff {loadavg()}")
-        saved["st"] = run_json("stiff_flow.py", ["--depths", "2", "--solvers", "tsit5,kvaerno5"] if args.quick else ["--cli"])
+        saved["st"] = run_json("stiff_flow.py", ["--depths", "2", "--solvers", "tsit5,rkc,kvaerno5"] if args.quick else ["--cli"])
         saved["st"]["machine"] = f"{info['cpu']}, {info['cores']} cores"
     if "cache" in parts:
         loads.append(f"cache {loadavg()}")
