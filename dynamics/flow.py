@@ -87,10 +87,13 @@ class RKC(diffrax.AbstractAdaptiveSolver):
     def order(self, terms):
         return 2
 
+    @staticmethod
+    def _start_vector(y):
+        # not orthogonal to any particular eigenvector: ones plus a small ramp
+        return jax.tree_util.tree_map(lambda a: jnp.ones_like(a) + 0.1 * jnp.arange(a.size).reshape(a.shape) / a.size, y)
+
     def init(self, terms, t0, t1, y0, args):
-        f0 = terms.vf(t0, y0, args)
-        v = jax.tree_util.tree_map(lambda a: jnp.ones_like(a) + 0.1 * jnp.arange(a.size).reshape(a.shape) / a.size, y0)
-        return f0, v
+        return terms.vf(t0, y0, args), self._start_vector(y0)
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
@@ -108,7 +111,10 @@ class RKC(diffrax.AbstractAdaptiveSolver):
         def power(_, carry):
             u, _rho = carry
             n = norm(u)
-            w = jax.jvp(vf, (y0,), (tmap(lambda a: a / n, u),))[1]
+            # a zero vector (a flat direction, e.g. exactly zero weights) restarts from the start vector
+            u = jax.lax.cond(n > 0, lambda: tmap(lambda a: a / jnp.where(n > 0, n, 1.0), u),
+                             lambda: self._start_vector(y0))
+            w = jax.jvp(vf, (y0,), (u,))[1]
             return w, norm(w)
 
         v, rho = jax.lax.fori_loop(0, self.power_iterations, power, (v, jnp.zeros((), h.dtype)))
