@@ -6,6 +6,11 @@
     python benchmarks/run_all.py --gpu-only --json gpu.json   # on a GPU machine: section (g) only, ~5 min
     python benchmarks/run_all.py --gpu-json gpu.json          # CPU run, with a saved GPU run beside it
 
+The whole-CLI timings (cache, and stiff's ``--cli``) run ``saddle`` under
+``$SADDLE_BENCH_CLI_PYTHON`` when set: an interpreter with every saddle
+dependency (blackjax, for ``saddle verify`` of the SLT experiments), if the one
+running this script only adds torch to a subset of them.
+
 Times on 2 idle cores (estimates): throughput + levers ~8 min, flow ~1 min,
 memory ~1 min, cells ~2 min, stiff ~6 min (the old explicit solver's depth 4
 and one whole `saddle run saddle-to-saddle`), cache ~5-10 min (two smoke

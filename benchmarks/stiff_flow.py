@@ -177,7 +177,8 @@ def time_cli() -> dict:
         env.pop("SADDLE_NO_CACHE", None)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "experiments.cli", "run", "saddle-to-saddle", "--no-progress",
+        python = os.environ.get("SADDLE_BENCH_CLI_PYTHON", sys.executable)  # as cache_timing.py
+        proc = subprocess.run([python, "-m", "experiments.cli", "run", "saddle-to-saddle", "--no-progress",
                                "--out", str(Path(tmp) / "run")], env=env, cwd=tmp, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
