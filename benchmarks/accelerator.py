@@ -25,7 +25,7 @@ Matmuls run in full float32 on both sides (``jax_default_matmul_precision =
 to float32 rounding.
 
     python benchmarks/accelerator.py --json out.json          # ~3-4 min on an H100/H200
-    python benchmarks/accelerator.py --nets 1000,10000 --budget 2 --no-long   # CPU, ~2 min on 2 cores
+    python benchmarks/accelerator.py --nets 1000,10000 --budget 2 --long-nets 0   # CPU, ~2 min on 2 cores
 """
 from __future__ import annotations
 

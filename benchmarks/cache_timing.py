@@ -9,6 +9,10 @@ user waits for, CPU what the process did (less sensitive to other load).
 
     python benchmarks/cache_timing.py --json out.json   # saxe-modes smoke + smoke verify of all: ~4 min on 2 cores
     python benchmarks/cache_timing.py --quick           # saxe-modes smoke only
+
+The CLI runs under ``$SADDLE_BENCH_CLI_PYTHON`` if set (an interpreter with all of
+saddle's dependencies, e.g. blackjax for the SLT experiments' verify, when the
+benchmark's own has torch but not those), else this interpreter.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ def timed_cli(args, cache: Path, out_root: Path) -> tuple:
     """(wall seconds, CPU seconds user + system) of one CLI process."""
     env = {k: v for k, v in os.environ.items() if k != "SADDLE_NO_CACHE"}
     env.update(SADDLE_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "experiments.cli", *args]
+    cmd = [os.environ.get("SADDLE_BENCH_CLI_PYTHON", sys.executable), "-m", "experiments.cli", *args]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=out_root, capture_output=True, text=True, check=False)

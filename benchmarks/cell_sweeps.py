@@ -17,7 +17,7 @@ same steps. Every implementation's final losses are compared with a float64
 run of the same updates (``cells.torch_batched(dtype="float64")``) on the
 first nets: max |L − L_f64| / L(t=0).
 
-    python benchmarks/cell_sweeps.py --json out.json            # 1024 seeds × 4 scales, 200 steps: ~3 min on 2 cores
+    python benchmarks/cell_sweeps.py --json out.json            # 1024 seeds × 4 scales, 100 steps: ~2 min on 2 cores
     python benchmarks/cell_sweeps.py --seeds 16 --steps 5 --repeats 1   # smoke test of the code
 """
 from __future__ import annotations
@@ -121,7 +121,7 @@ def run_kind(kind: str, *, seeds: int, steps: int, repeats: int, loop_nets: int,
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=1024, help="seeds per init scale (default 1024; 4 scales)")
-    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--steps", type=int, default=100)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--loop-nets", type=int, default=16, help="nets the per-model loop runs (time scaled to all)")
     p.add_argument("--batch-size", type=int, default=16, help="run_sweep batch_size")

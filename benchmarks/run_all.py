@@ -1,14 +1,20 @@
 """Run every benchmark and write BENCHMARKS.md at the repository root.
 
-    python benchmarks/run_all.py            # ~22 min on 2 idle cores (≤ 30) → BENCHMARKS.md
+    python benchmarks/run_all.py            # ~25-35 min on 2 idle cores (estimate) → BENCHMARKS.md
     python benchmarks/run_all.py --quick    # 50/100 steps, ~3 min → benchmarks/quick.md (not BENCHMARKS.md)
     python benchmarks/run_all.py --only cells,stiff   # a subset (see --only), → benchmarks/partial.md
     python benchmarks/run_all.py --gpu-only --json gpu.json   # on a GPU machine: section (g) only, ~5 min
     python benchmarks/run_all.py --gpu-json gpu.json          # CPU run, with a saved GPU run beside it
 
-Times on 2 idle cores: throughput + levers ~8 min, flow ~1 min, memory ~1 min,
-cells ~4 min, stiff ~7 min (the old explicit solver's depth 4 alone is ~5),
-cache ~3 min, accel (CPU path) ~3 min. On a machine with an accelerator JAX
+The whole-CLI timings (cache, and stiff's ``--cli``) run ``saddle`` under
+``$SADDLE_BENCH_CLI_PYTHON`` when set: an interpreter with every saddle
+dependency (blackjax, for ``saddle verify`` of the SLT experiments), if the one
+running this script only adds torch to a subset of them.
+
+Times on 2 idle cores (estimates): throughput + levers ~8 min, flow ~1 min,
+memory ~1 min, cells ~2 min, stiff ~6 min (the old explicit solver's depth 4
+and one whole `saddle run saddle-to-saddle`), cache ~5-10 min (two smoke
+verifies of every experiment), accel (CPU path) ~3 min. On a machine with an accelerator JAX
 sees (``jax.default_backend() != "cpu"``) the accel part runs there.
 
 Run it on an otherwise idle machine: it records the load average and, for
@@ -414,6 +420,8 @@ def render(info: dict, tp: dict = None, levers: dict = None, fl: dict = None, me
         body += sections.cache_section(cc, targets)
     if gpu:
         body += sections.accel_section(gpu, accel_cpu, targets)
+    elif accel_cpu:
+        body += sections.accel_cpu_section(accel_cpu)
     head = ["# Benchmarks", "",
             f"Written by `{command}` on {info['date']} (commit {info['commit']}) in {seconds / 60:.1f} min. "
             "Every number below was measured in that one run; the load average and, per timing, the CPU share "
@@ -497,7 +505,7 @@ def main(argv=None) -> None:
         saved["cs"] = run_json("cell_sweeps.py", [*small, "--wait-idle", str(wait)], {**cores, "XLA_FLAGS": HEADLINE_FLAGS})
     if "stiff" in parts:
         loads.append(f"stiff {loadavg()}")
-        saved["st"] = run_json("stiff_flow.py", ["--depths", "2,3"] if args.quick else [])
+        saved["st"] = run_json("stiff_flow.py", ["--depths", "2", "--solvers", "tsit5,rkc,kvaerno5"] if args.quick else ["--cli"])
         saved["st"]["machine"] = f"{info['cpu']}, {info['cores']} cores"
     if "cache" in parts:
         loads.append(f"cache {loadavg()}")

@@ -10,11 +10,16 @@ depth 2 and ∝ σ^{−(L−2)}/s_k at depth L ≥ 3 (``theory.saddle``). The ra
 simulated for several seeds (f64 diffrax flow, vmapped); the theory predicts
 the median transition time over inits, compared with the median detected one.
 
-    saddle run saddle-to-saddle            # depths 2, 3, 4: ~6 min on 2 CPU cores (depth 4: 5 min)
+    saddle run saddle-to-saddle            # depths 2, 3, 4: ~60 CPU s (~47 with a warm compilation cache)
 
 Depth 4 at σ = 1e-3 is the expensive one: after the first escape the flow is
 stiff (fastest rate ≈ L s₁^{2−2/L} = 32) while the last escape comes at
-t ≈ 2e4, so the explicit solver needs ~1e5 steps per seed.
+t ≈ 2e4, so the explicit Tsit5 needs ~3e5 steps per seed (1.8e6 gradients, one
+seed: 57 CPU s on the shared 2-core machine). ``solver="auto"`` (default) solves
+such flows with the stabilised explicit RKC instead (``flow_solver``: where the
+theory's λ_max·t_end exceeds STIFF_RATIO; here depths 3 and 4): 5,400 steps,
+4.1 CPU s per seed at depth 4, the same transition times to 1e-7 relative
+(``dynamics.flow.RKC``; the implicit Kvaerno5 takes 750 steps but 29 CPU s).
 
 Seed rules, decided before training from the theory: the horizon is the time by
 which all n seeds have learned every mode with probability 0.999
@@ -24,7 +29,7 @@ of ln t over inits (``theory.saddle.transition_time_spread``), so the rows do
 not depend on one machine's rounding near the saddles (a run on another CPU is
 another draw of the same law). ``tests/test_saddle_theory.py`` checks the times
 over ≥ 32 seeds within 5% at depths 2-5 (slow set).
-    saddle run saddle-to-saddle --smoke    # depths 2, 3: ~25 s
+    saddle run saddle-to-saddle --smoke    # depths 2, 3 (σ = 1e-4, 1e-3): ~30 CPU s, compile included
 """
 from __future__ import annotations
 
@@ -62,6 +67,10 @@ class Config:
     horizon_escapes: float = field(1.2, POSITIVE, "simulated time in multiples of the time by which every seed "
                                    "has learned every mode (theory: all n seeds with probability 0.999)")
     n_points: int = field(300, (lambda n: n >= 50, "an integer ≥ 50"), "log-spaced recording times")
+    solver: str = field("auto", (lambda v: v in ("auto", "tsit5", "rkc", "kvaerno5"), "auto, tsit5, rkc or kvaerno5"),
+                        "ODE solver of the flows: tsit5 (explicit), rkc (stabilised explicit, for stiff flows), "
+                        "kvaerno5 (implicit), or auto: rkc where the theory's stiffness ratio λ_max·t_end exceeds "
+                        "STIFF_RATIO, else tsit5")
     seed: int = field(0, None, "PRNG seed (task basis and inits)")
 
     def __post_init__(self):
@@ -75,7 +84,9 @@ class Config:
 
 
 def smoke() -> Config:
-    return Config(depths=(2, 3), hidden=(8, 32), init_scales=(1e-4, 1e-4), n_seeds=(6, 8), n_points=200)
+    # depth 3 at σ = 1e-3: transition times ∝ 1/σ, so 10× shorter than at 1e-4 and ~10× fewer explicit
+    # steps (the flow is stiff after the first escape); every row still passes with the same tolerances
+    return Config(depths=(2, 3), hidden=(8, 32), init_scales=(1e-4, 1e-3), n_seeds=(6, 8), n_points=200)
 
 
 ALL_FINISH = 0.999  # probability, from the theory, that every seed has escaped by the horizon
@@ -88,6 +99,29 @@ def last_escape_time(s, depth, width, sigma, n_seeds):
     before training."""
     q = ALL_FINISH ** (1.0 / n_seeds)
     return float(np.max(np.asarray(transition_times(s, init_scale=sigma, depth=depth, width=width, quantile=q, fraction=0.99))))
+
+
+# λ_max·t_end above which the stabilised explicit RKC is cheaper than Tsit5. Measured (one seed, CPU
+# seconds of the solve, BENCHMARKS.md (e)): depth 3 (ratio 6e4) tsit5 2.7 s, rkc 1.2 s, kvaerno5 19 s;
+# depth 4 (ratio 8e5) tsit5 57 s, rkc 4.1 s, kvaerno5 29 s. Below ~1e3 a flow is not stiff (depth 2: 1e2).
+STIFF_RATIO = 1e3
+
+
+def stiffness_ratio(s, depth, end):
+    """λ_max · t_end. Once mode 1 is learned, the flow's fastest rate is the Hessian's
+    largest eigenvalue at the balanced rank-1 point, λ_max = L s₁^{2−2/L} (our derivation:
+    u = a^L with a per-layer scale a, ∂u/∂a_l = u/a for every layer, so the Hessian of
+    ½(s₁ − u)² is s₁^{2−2/L} times the all-ones L × L matrix); an explicit solver's step is
+    bounded by ~3.5/λ_max up to t_end, an implicit one's by accuracy only."""
+    return depth * float(s[0]) ** (2.0 - 2.0 / depth) * end
+
+
+def flow_solver(cfg: "Config", depth: int, end: float) -> str:
+    """The diffrax solver of one depth's flows: cfg.solver, or for "auto" rkc
+    where ``stiffness_ratio`` exceeds STIFF_RATIO, decided before training."""
+    if cfg.solver != "auto":
+        return cfg.solver
+    return "rkc" if stiffness_ratio(cfg.s, depth, end) > STIFF_RATIO else "tsit5"
 
 
 def _simulate_depth(task, depth, width, sigma, n_seeds, cfg, key, progress=False):
@@ -106,8 +140,8 @@ def _simulate_depth(task, depth, width, sigma, n_seeds, cfg, key, progress=False
     def run(params):
         # rtol 1e-6 suffices: times are compared per seed at ≈ 1%, plateaus at 2%; atol scales with σ²
         # progress: a live bar over simulated time for this depth's vmapped seeds (minutes at depth 4)
-        traj = dynamics.gradient_flow(loss, params, None, times=times,
-                                      observe=observe, rtol=1e-6, atol=1e-6 * sigma**2, progress=progress)
+        traj = dynamics.gradient_flow(loss, params, None, times=times, observe=observe, rtol=1e-6,
+                                      atol=1e-6 * sigma**2, progress=progress, solver=flow_solver(cfg, depth, end))
         return traj.loss, traj.stats
 
     # each seed's transition times predicted from its own init, before training
@@ -245,6 +279,7 @@ def cell(cfg: Config, values: dict) -> dict:
         return dynamics.linear_loss_from_stats(linear.end_to_end(params), task.sigma_xx, task.sigma_yx, task.trace_yy)
 
     traj = dynamics.gradient_flow(loss, linear.init_gaussian(key_init, sizes, std=sigma), None, times=times,
-                                  observe=lambda p: linear.mode_strengths(p, task.u, task.v), rtol=1e-6, atol=1e-6 * sigma**2)
+                                  observe=lambda p: linear.mode_strengths(p, task.u, task.v), rtol=1e-6,
+                                  atol=1e-6 * sigma**2, solver=flow_solver(cfg, depth, end))
     half = jax.vmap(crossing_time, in_axes=(None, 1, 0))(jnp.asarray(times), traj.stats, task.s / 2)
     return {"loss": traj.loss, "half_time": half, "half_time_rel_err": jnp.max(jnp.abs(half / predicted - 1.0))}
