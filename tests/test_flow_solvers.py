@@ -58,8 +58,11 @@ def test_rkc_step_is_stable_far_beyond_the_explicit_bound():
     assert abs(float(y1[0])) <= 1.0  # stability polynomial bounded by 1 on [−β(s), 0]
 
 
-@pytest.mark.parametrize("solver", ["tsit5", "kvaerno5"])
-def test_two_layer_linear_flow_matches_saxe_closed_form(solver):
+# Local error control at rtol 1e-8 over the logistic climbs: ~100 steps for the fifth-order
+# solvers give a global error ≲ 1e-6 of s; RKC is second order (~1e3 steps): ≲ 1e-5 of s.
+@pytest.mark.parametrize("solver, rel_atol, extra", [("tsit5", 1e-6, {}), ("kvaerno5", 1e-6, {}),
+                                                     ("rkc", 1e-5, {"max_steps": 20000})])
+def test_two_layer_linear_flow_matches_saxe_closed_form(solver, rel_atol, extra):
     # aligned balanced init: every mode follows the logistic u(t) of Saxe et al. 2014 (arXiv 1312.6120, Eq. 8)
     s, u0 = np.array([3.0, 1.0]), 1e-3
     root = np.sqrt(u0)
@@ -71,29 +74,11 @@ def test_two_layer_linear_flow_matches_saxe_closed_form(solver):
 
     times = np.linspace(0.0, 8.0, 33)
     traj = dynamics.gradient_flow(loss, params, None, times=times, rtol=1e-8, atol=1e-12, solver=solver,
-                                  observe=lambda p: jnp.diag(linear.end_to_end(p)))
+                                  observe=lambda p: jnp.diag(linear.end_to_end(p)), **extra)
     theory = np.stack([np.asarray(mode_strength(times, s=sk, u0=u0)) for sk in s], axis=1)
-    # local error control at rtol 1e-8 over ~100 steps of each logistic climb: global error ≲ 1e-6 of s
-    np.testing.assert_allclose(np.asarray(traj.stats), theory, atol=1e-6 * s.max())
+    np.testing.assert_allclose(np.asarray(traj.stats), theory, atol=rel_atol * s.max())
 
 
 def test_unknown_solver_is_rejected():
     with pytest.raises(ValueError, match="solver='rk4' is invalid; allowed: tsit5, kvaerno5, rkc"):
         dynamics.gradient_flow(lambda p, _: jnp.sum(p**2), jnp.ones(2), None, times=[0.0, 1.0], solver="rk4")
-
-
-def test_rkc_two_layer_linear_flow_matches_saxe_closed_form():
-    s, u0 = np.array([3.0, 1.0]), 1e-3
-    root = np.sqrt(u0)
-    params = [root * jnp.eye(2), root * jnp.eye(2)]
-    sxy = jnp.diag(jnp.asarray(s))
-
-    def loss(p, _):
-        return dynamics.linear_loss_from_stats(linear.end_to_end(p), jnp.eye(2), sxy, float(np.sum(s**2)))
-
-    times = np.linspace(0.0, 8.0, 33)
-    traj = dynamics.gradient_flow(loss, params, None, times=times, rtol=1e-8, atol=1e-12, solver="rkc",
-                                  observe=lambda p: jnp.diag(linear.end_to_end(p)), max_steps=20000)
-    theory = np.stack([np.asarray(mode_strength(times, s=sk, u0=u0)) for sk in s], axis=1)
-    # second order: local error control at rtol 1e-8 over ~1e3 steps of the climbs: global error ≲ 1e-5 of s
-    np.testing.assert_allclose(np.asarray(traj.stats), theory, atol=1e-5 * s.max())
