@@ -46,6 +46,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+import baselines  # noqa: E402
 import cells  # noqa: E402
 from dynamics.sweep import run_sweep  # noqa: E402
 
@@ -104,20 +105,7 @@ def linear_cell(d: int):
 
 
 def linear_torch(arrays, steps, device):
-    import torch
-
-    with torch.inference_mode():
-        a, b, s = (torch.as_tensor(arrays[k], device=device).clone() for k in ("w1", "w2", "w_star"))
-        e, ga, gb = torch.empty_like(a), torch.empty_like(a), torch.empty_like(b)
-        for _ in range(steps):
-            torch.bmm(b, a, out=e)
-            e.sub_(s)
-            torch.bmm(b.transpose(1, 2), e, out=ga)
-            torch.bmm(e, a.transpose(1, 2), out=gb)
-            a.sub_(ga, alpha=LIN_ETA)
-            b.sub_(gb, alpha=LIN_ETA)
-        e = torch.bmm(b, a) - s
-        return (0.5 * (e.double() ** 2).sum((1, 2))).cpu().numpy()
+    return baselines.torch_bmm(arrays["w1"], arrays["w2"], arrays["w_star"], steps, LIN_ETA, device=device)
 
 
 def linear_reference(arrays, steps):

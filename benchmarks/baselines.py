@@ -47,13 +47,13 @@ def numpy_reference(w1, w2, w_star, steps: int, eta: float) -> np.ndarray:
     return 0.5 * np.sum((b @ a - s) ** 2, axis=(1, 2))
 
 
-def torch_bmm(w1, w2, w_star, steps: int, eta: float) -> np.ndarray:
-    """Batched PyTorch: torch.bmm on the (n, d, d) stacks, in place, float32."""
+def torch_bmm(w1, w2, w_star, steps: int, eta: float, device: str = "cpu") -> np.ndarray:
+    """Batched PyTorch: torch.bmm on the (n, d, d) stacks, in place, float32, on ``device``
+    (accelerator.py runs the same loop on a GPU)."""
     import torch
 
     with torch.inference_mode():
-        a, b = torch.from_numpy(w1.copy()), torch.from_numpy(w2.copy())
-        s = torch.from_numpy(w_star)
+        a, b, s = (torch.as_tensor(w, device=device).clone() for w in (w1, w2, w_star))
         e, ga, gb = torch.empty_like(a), torch.empty_like(a), torch.empty_like(b)
         for _ in range(steps):
             torch.bmm(b, a, out=e)
@@ -64,7 +64,7 @@ def torch_bmm(w1, w2, w_star, steps: int, eta: float) -> np.ndarray:
             b.sub_(gb.mul_(eta))
         torch.bmm(b, a, out=e)
         e.sub_(s)
-        return 0.5 * np.sum(e.numpy().astype(np.float64) ** 2, axis=(1, 2))
+        return 0.5 * np.sum(e.cpu().numpy().astype(np.float64) ** 2, axis=(1, 2))
 
 
 def _with_threads(fn):

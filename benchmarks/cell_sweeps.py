@@ -27,7 +27,6 @@ import os
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", str(os.cpu_count()))
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -42,6 +41,7 @@ import numpy as np  # noqa: E402
 
 import cells  # noqa: E402
 import timing  # noqa: E402
+from timing import finish  # noqa: E402
 from dynamics.sweep import product_grid, run_sweep  # noqa: E402
 
 
@@ -142,10 +142,7 @@ def main(argv=None) -> dict:
               "torch_threads": torch.get_num_threads(), "kinds": [
                   run_kind(kind, seeds=args.seeds, steps=args.steps, repeats=args.repeats, loop_nets=args.loop_nets,
                            batch_size=args.batch_size, max_wait=args.wait_idle) for kind in args.kinds.split(",")]}
-    result["seconds"] = time.perf_counter() - start
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
-    return result
+    return finish(result, start, args.json)
 
 
 if __name__ == "__main__":

@@ -38,11 +38,11 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import dynamics  # noqa: E402
+from counting import counted_identity  # noqa: E402
 import tasks  # noqa: E402
 from models import linear  # noqa: E402
 from theory.linear import mode_strength  # noqa: E402
@@ -56,25 +56,11 @@ WIDTH = 4
 _COUNT = [0]
 
 
-def _bump():
+def _bump(_):
     _COUNT[0] += 1
 
 
-@jax.custom_vjp
-def _counted(params):
-    return params
-
-
-def _counted_fwd(params):
-    return params, None
-
-
-def _counted_bwd(_, g):
-    jax.debug.callback(_bump)
-    return (g,)
-
-
-_counted.defvjp(_counted_fwd, _counted_bwd)
+_counted = counted_identity(_bump)
 
 
 def setup():

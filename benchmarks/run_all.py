@@ -1,6 +1,6 @@
 """Run every benchmark and write BENCHMARKS.md at the repository root.
 
-    python benchmarks/run_all.py            # ~25-35 min on 2 idle cores (estimate) → BENCHMARKS.md
+    python benchmarks/run_all.py            # ~36 min on 2 idle cores (2026-12-05) → BENCHMARKS.md
     python benchmarks/run_all.py --quick    # 50/100 steps, ~3 min → benchmarks/quick.md (not BENCHMARKS.md)
     python benchmarks/run_all.py --only cells,stiff   # a subset (see --only), → benchmarks/partial.md
     python benchmarks/run_all.py --gpu-only --json gpu.json   # on a GPU machine: section (g) only, ~5 min
@@ -11,10 +11,11 @@ The whole-CLI timings (cache, and stiff's ``--cli``) run ``saddle`` under
 dependency (blackjax, for ``saddle verify`` of the SLT experiments), if the one
 running this script only adds torch to a subset of them.
 
-Times on 2 idle cores (estimates): throughput + levers ~8 min, flow ~1 min,
-memory ~1 min, cells ~2 min, stiff ~6 min (the old explicit solver's depth 4
-and one whole `saddle run saddle-to-saddle`), cache ~5-10 min (two smoke
-verifies of every experiment), accel (CPU path) ~3 min. On a machine with an accelerator JAX
+Times on 2 idle cores (measured 2026-12-05, 36 min in all): throughput, levers,
+flow, memory and cells ~10 min together, stiff ~14 min (the old explicit
+solver's depth 4 with its counted solve, Kvaerno5, one whole `saddle run
+saddle-to-saddle`), cache ~8 min (two smoke verifies of every experiment),
+accel (CPU path) ~3 min. On a machine with an accelerator JAX
 sees (``jax.default_backend() != "cpu"``) the accel part runs there.
 
 Run it on an otherwise idle machine: it records the load average and, for

@@ -52,7 +52,6 @@ os.environ.setdefault("JAX_NUM_CPU_DEVICES", str(os.cpu_count()))
 import argparse  # noqa: E402
 import collections  # noqa: E402
 import functools  # noqa: E402
-import json  # noqa: E402
 import re  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -71,7 +70,7 @@ import dynamics  # noqa: E402
 import timing  # noqa: E402
 from baselines import (faster_threads, numpy_batched, numpy_reference, torch_bmm, torch_loop,  # noqa: E402
                        torch_loop_inplace)
-from timing import matmul_peak, round_robin, timed, wait_idle  # noqa: E402
+from timing import finish, matmul_peak, round_robin, timed, wait_idle  # noqa: E402
 from dynamics.sweep import run_sweep  # noqa: E402
 from models import linear  # noqa: E402
 
@@ -410,10 +409,7 @@ def main(argv=None) -> dict:
         again = matmul_peak(max_wait=args.wait_idle)
         result["peak"] = {k: max(v, again[k]) for k, v in result["peak"].items()}
         log(f"  peak (best of start and end): {result['peak']}")
-    result["seconds"] = time.perf_counter() - start
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
-    return result
+    return finish(result, start, args.json)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 record how much CPU other processes took meanwhile (from /proc/stat)."""
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -102,3 +103,12 @@ def matmul_peak(size: int = 2048, repeats: int = 5, max_wait: float = 30) -> dic
         out[name] = 2.0 * size**3 / best / 1e9
     out["peak"] = max(out.values())
     return out
+
+
+def finish(result: dict, start: float, json_path=None) -> dict:
+    """Stamp ``result["seconds"]`` (wall time since ``start``, a perf_counter reading) and write
+    ``result`` as JSON to ``json_path`` when one is given (how run_all.py collects each benchmark)."""
+    result["seconds"] = time.perf_counter() - start
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=1))
+    return result
