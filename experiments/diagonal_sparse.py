@@ -11,7 +11,8 @@ saddles β_k (loss minimisers on signed faces) and jumps at times t̃_k, both
 computed by ``theory.diagonal.incremental_learning`` (their Algorithm 1).
 Finite-α jump times differ from t̃_k by C_k/ln(1/α); the verify table checks
 each jump at the smallest α (relative tol 1/ln(1/α)), the extrapolation of the
-jump times to 1/ln(1/α) → 0 (relative tol 5e-3), the saddle values at the
+jump times to 1/ln(1/α) → 0 (tolerance from the extrapolation's own error
+estimate, ``extrapolate_to_zero``), the saddle values at the
 theory's plateau midpoints, the number of jumps, and the conserved u² − v²
 (``verify`` gives every tolerance's reason). A two-layer linear net from a small
 random (non-aligned) init on a rank-3 teacher is the contrast: its W becomes
@@ -163,6 +164,58 @@ def measured_jump_times(arrays) -> np.ndarray:
     return np.array([[_first_below(arrays["t_rescaled"], loss, lv) for lv in levels] for loss in arrays["loss"]])
 
 
+def _crossing_error(t, values, level):
+    """Error of ``_first_below``'s linear interpolation between the two records around the crossing:
+    |t_lin − t_true| ≤ (Δ²/8) max|L''| / min|L'| over the bracket (Δ its width; the interpolant
+    misses L by at most Δ²/8 max|L''|, and L' converts that to time), with L'' from the second
+    differences at both ends of the bracket and L' from its secant. NaN where ``_first_below`` is."""
+    below = np.nonzero(values <= level)[0]
+    if below.size == 0 or below[0] == 0:
+        return np.nan
+    i = below[0]
+    dt = t[i] - t[i - 1]
+    second = max((abs(values[j + 1] - 2 * values[j] + values[j - 1]) for j in (i - 1, i) if 0 < j < len(values) - 1), default=0.0)
+    return dt * second / (8.0 * abs(values[i - 1] - values[i]))
+
+
+def jump_time_read_errors(arrays) -> np.ndarray:
+    """(n_alpha, K): ``_crossing_error`` of every entry of ``measured_jump_times``."""
+    levels = 0.5 * (arrays["saddle_losses"][:-1] + arrays["saddle_losses"][1:])
+    return np.array([[_crossing_error(arrays["t_rescaled"], loss, lv) for lv in levels] for loss in arrays["loss"]])
+
+
+def extrapolate_to_zero(eps, values, read_errors=None):
+    """Extrapolate values(ε) to ε = 0 and bound the error a posteriori (Richardson-style; our derivation).
+
+    values(ε) = v₀ + c₁ε + c₂ε² + c₃ε³ + … (for the jump times, ε = 1/ln(1/α): the C_k ε of
+    ``verify`` and the higher orders of the same expansion; the α^c terms are e^{−c/ε}). The
+    least-squares line through the m points has intercept v₀ + c₂b₂ + O(c₃ε³), b₂ the intercept
+    of the line through the εᵢ² (≈ −ε_min ε_max); the least-squares quadratic has intercept
+    v₀ + O(c₃ε³) (v₀ + c₃b₃, b₃ ≈ ε_min ε_mid ε_max). The quadratic's intercept is returned, and
+    as its error bound the distance between the two intercepts, |c₂b₂| + O(ε³): the lower
+    order's error estimate bounding the higher order's error (as embedded Runge-Kutta pairs
+    do), which holds while |c₃b₃| < |c₂b₂|, i.e. while the series in ε converges over the fit
+    range (|c₃/c₂| ε ≲ 1). Read errors eᵢ of the values (``read_errors``, same shape) add
+    Σᵢ |wᵢ| eᵢ, w the quadratic fit's intercept weights (worst case: the errors may all push one way).
+
+    eps: (m,), m ≥ 3 distinct values; values: (m, ...) → (intercept (...), bound (...)).
+    """
+    eps = np.asarray(eps, dtype=float)
+    values = np.asarray(values, dtype=float)
+    if eps.ndim != 1 or eps.size < 3 or np.unique(eps).size != eps.size:
+        raise ValueError(f"eps must be ≥ 3 distinct values, got {eps!r}")
+    if values.shape[:1] != eps.shape:
+        raise ValueError(f"values must have len(eps) = {eps.size} rows, got shape {values.shape}")
+    flat = values.reshape(eps.size, -1)
+    weights = np.linalg.pinv(np.vander(eps, 3, increasing=True))[0]  # intercept = weights @ values
+    line = np.linalg.lstsq(np.vander(eps, 2, increasing=True), flat, rcond=None)[0][0]
+    quad = weights @ flat
+    bound = np.abs(line - quad)
+    if read_errors is not None:
+        bound = bound + np.abs(weights) @ np.asarray(read_errors, dtype=float).reshape(eps.size, -1)
+    return quad.reshape(values.shape[1:]), bound.reshape(values.shape[1:])
+
+
 def _eps(alphas):
     return 1.0 / np.log(1.0 / np.asarray(alphas))
 
@@ -270,8 +323,12 @@ def verify(arrays: dict, cfg: Config) -> list:
     whitened inputs the exact solution (``theory.diagonal.orthogonal_time``)
     gives C = ln(2|β*|)/(2|β*|) = t̃ · ln(2|β*|)/2, a relative error below ε for
     0.07 < |β*| < 3.7, so the smallest-α rows use relative tol ε(α_min). With
-    two or more α the fit t̃_∞ + Cε removes the leading correction; what is left
-    is O(α^c) and the curvature in ε, measured ≤ 2e-3 relative here: tol 5e-3.
+    three or more α ≤ fit_below the times are extrapolated to ε = 0 by a quadratic
+    in ε (``extrapolate_to_zero``), the tolerance is computed, not chosen: the
+    distance between the quadratic's and the line's intercepts (the error of the
+    lower order bounds the higher order's while the series in ε converges) plus
+    the grid-interpolation error of each read time (``jump_time_read_errors``)
+    pushed through the fit; relative to t̃_k.
     Saddle values: β at the midpoint of the theory's plateau k, smallest α, vs β_k
     (absolute tol from the mirror flow, ``plateau_readings``: ½α^{δ_k} times the
     active coordinates' coupling, δ_k the theory's dual gap there), and the loss
@@ -295,11 +352,12 @@ def verify(arrays: dict, cfg: Config) -> list:
     measured = measured_jump_times(arrays)
     for k in range(1, k_jumps + 1):
         rows.append(row(f"jump {k} time t/ln(1/α) at α={a_min:g} (tol 1/ln(1/α))", times[k], measured[i_min, k - 1], tol=eps_min))
-    fit = extrapolated_jump_times(arrays, cfg.fit_below)
-    if fit is not None:
-        t_inf = fit[0]
+    use = arrays["alphas"] <= cfg.fit_below
+    if np.sum(use) >= 3:
+        t_inf, bound = extrapolate_to_zero(_eps(arrays["alphas"][use]), measured[use], jump_time_read_errors(arrays)[use])
         for k in range(1, k_jumps + 1):
-            rows.append(row(f"jump {k} time extrapolated to 1/ln(1/α) → 0", times[k], t_inf[k - 1], tol=5e-3))
+            rows.append(row(f"jump {k} time extrapolated to 1/ln(1/α) → 0 (quadratic in ε; tol: distance to the line's + read error)",
+                            times[k], t_inf[k - 1], tol=bound[k - 1] / abs(times[k])))
     grid, beta = arrays["t_rescaled"], arrays["beta"][i_min]
     x, y = arrays["x"], arrays["y"]
     g_mat = x.T @ x / x.shape[0]
