@@ -266,9 +266,11 @@ def verify(arrays: dict, cfg: Config) -> list:
     ∝ [W_p, F]): F − W_pᵀW_p/α_p − e^{−2ηt}(F − W_pᵀW_p/α_p)(0) = 0, tol 1e-7 (flow rtol 1e-10).
     Theorem 3 with λ₀ = min_t λ_min K(t): log(‖C(t)‖/‖C(0)‖) + 2λ₀t ≤ 1e-6 (rounding) for t > 0 while
     ‖C‖ is above the float64 floor (relative 1e-10); the value shown is the worst (least negative)
-    slack. Final relative commutator: at most ``final_commutator_bound`` (Theorem 3 at t = T over a
+    slack. EMPIRICAL slack: near that floor the solver's rtol 1e-10 on F and W_p allows an O(1)
+    relative error of C, so 1e-6 is not derived (it holds because the solver's errors in C are
+    smooth in t, which is not bounded here). Final relative commutator: at most ``final_commutator_bound`` (Theorem 3 at t = T over a
     lower bound of ‖F‖‖W_p‖, or the solver's rtol 1e-10, below which it is not resolved). End: every p_j within 1e-4 of p₊* or 0 (distance e^{−|λ|T} to either attractor, ×10⁴
-    margin for the transient).
+    margin for the transient; EMPIRICAL: the transient from a random init is not bounded here).
     DirectPred — s_j(t) vs our reduction of Eq. 12 with Eq. 18 (ε = 0): relative tol 1e-6 (two solves at
     rtol 1e-10, the flow through an eigendecomposition); survivors: √s_j(0) > p₋*, exact.
     phase diagram — collapse (max s(T) below ``_survival_level``) iff η > η_c, counted
