@@ -208,7 +208,7 @@ def extrapolate_to_zero(eps, values, read_errors=None):
         raise ValueError(f"values must have len(eps) = {eps.size} rows, got shape {values.shape}")
     flat = values.reshape(eps.size, -1)
     weights = np.linalg.pinv(np.vander(eps, 3, increasing=True))[0]  # intercept = weights @ values
-    line = np.linalg.lstsq(np.vander(eps, 2, increasing=True), flat, rcond=None)[0][0]
+    line = np.linalg.pinv(np.vander(eps, 2, increasing=True))[0] @ flat  # NaN (a jump not seen) propagates
     quad = weights @ flat
     bound = np.abs(line - quad)
     if read_errors is not None:
