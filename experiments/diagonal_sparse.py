@@ -194,8 +194,11 @@ def extrapolate_to_zero(eps, values, read_errors=None):
     v₀ + O(c₃ε³) (v₀ + c₃b₃, b₃ ≈ ε_min ε_mid ε_max). The quadratic's intercept is returned, and
     as its error bound the distance between the two intercepts, |c₂b₂| + O(ε³): the lower
     order's error estimate bounding the higher order's error (as embedded Runge-Kutta pairs
-    do), which holds while |c₃b₃| < |c₂b₂|, i.e. while the series in ε converges over the fit
-    range (|c₃/c₂| ε ≲ 1). Read errors eᵢ of the values (``read_errors``, same shape) add
+    do). For a series that ends at ε³ it is guaranteed when |c₃/c₂| ≤ |b₂|/(|q₃| + |b₃ − q₃|)
+    (b₃, q₃: the line's and the quadratic's intercepts through the εᵢ³; the ratio is 3.1-3.5 for
+    the experiment's fit ranges, i.e. |c₃/c₂| ε_max ≲ 0.35): a series in ε that converges fast
+    over the fit range. Beyond that the line's error can cancel by accident and the bound
+    fails (an assumption of the row, not checked). Read errors eᵢ of the values (``read_errors``, same shape) add
     Σᵢ |wᵢ| eᵢ, w the quadratic fit's intercept weights (worst case: the errors may all push one way).
 
     eps: (m,), m ≥ 3 distinct values; values: (m, ...) → (intercept (...), bound (...)).

@@ -264,8 +264,12 @@ def test_extrapolate_to_zero_is_exact_for_a_quadratic_and_bounds_a_cubic():
     value, bound = diagonal_sparse.extrapolate_to_zero(eps, np.stack([v, 2 * v], axis=1))
     np.testing.assert_allclose(value, [1.5, 3.0], rtol=1e-10)
     np.testing.assert_allclose(bound, [2.0 * abs(b2), 4.0 * abs(b2)], rtol=1e-8)
-    # a convergent series with a cubic term: the error of the returned intercept stays inside the bound
-    for c3 in (-5.0, 5.0, 20.0):
+    # a series with a cubic term inside the docstring's condition |c₃/c₂| ≤ |b₂|/(|q₃| + |b₃ − q₃|):
+    # the error of the returned intercept stays inside the bound
+    line, quad = (np.linalg.pinv(np.vander(eps, k, increasing=True))[0] for k in (2, 3))
+    limit = abs(line @ eps**2) / (abs(quad @ eps**3) + abs((line - quad) @ eps**3))
+    assert 3.0 < limit < 4.0  # the docstring's 3.1-3.5
+    for c3 in (-0.99 * limit, -1.0, 1.0, 0.99 * limit):
         w = 1.0 + 0.5 * eps + 1.0 * eps**2 + c3 * eps**3
         value, bound = diagonal_sparse.extrapolate_to_zero(eps, w)
         assert abs(value - 1.0) <= bound, (c3, value, bound)
