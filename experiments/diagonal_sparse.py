@@ -34,6 +34,7 @@ import optax
 
 import dynamics
 import tasks
+from dynamics.extrapolation import crossing_error, extrapolate_to_zero
 from experiments import plotting
 from experiments.common import POSITIVE, POSITIVE_INT, POSITIVE_TUPLE, check, check_fields, field, row, worst_point_row
 from models import diagonal, linear
@@ -164,59 +165,10 @@ def measured_jump_times(arrays) -> np.ndarray:
     return np.array([[_first_below(arrays["t_rescaled"], loss, lv) for lv in levels] for loss in arrays["loss"]])
 
 
-def _crossing_error(t, values, level):
-    """Error of ``_first_below``'s linear interpolation between the two records around the crossing:
-    |t_lin − t_true| ≤ (Δ²/8) max|L''| / min|L'| over the bracket (Δ its width; the interpolant
-    misses L by at most Δ²/8 max|L''|, and L' converts that to time), with L'' from the second
-    differences at both ends of the bracket and L' from its secant. NaN where ``_first_below`` is."""
-    below = np.nonzero(values <= level)[0]
-    if below.size == 0 or below[0] == 0:
-        return np.nan
-    i = below[0]
-    dt = t[i] - t[i - 1]
-    second = max((abs(values[j + 1] - 2 * values[j] + values[j - 1]) for j in (i - 1, i) if 0 < j < len(values) - 1), default=0.0)
-    return dt * second / (8.0 * abs(values[i - 1] - values[i]))
-
-
 def jump_time_read_errors(arrays) -> np.ndarray:
-    """(n_alpha, K): ``_crossing_error`` of every entry of ``measured_jump_times``."""
+    """(n_alpha, K): ``dynamics.extrapolation.crossing_error`` of every entry of ``measured_jump_times``."""
     levels = 0.5 * (arrays["saddle_losses"][:-1] + arrays["saddle_losses"][1:])
-    return np.array([[_crossing_error(arrays["t_rescaled"], loss, lv) for lv in levels] for loss in arrays["loss"]])
-
-
-def extrapolate_to_zero(eps, values, read_errors=None):
-    """Extrapolate values(ε) to ε = 0 and bound the error a posteriori (Richardson-style; our derivation).
-
-    values(ε) = v₀ + c₁ε + c₂ε² + c₃ε³ + … (for the jump times, ε = 1/ln(1/α): the C_k ε of
-    ``verify`` and the higher orders of the same expansion; the α^c terms are e^{−c/ε}). The
-    least-squares line through the m points has intercept v₀ + c₂b₂ + O(c₃ε³), b₂ the intercept
-    of the line through the εᵢ² (≈ −ε_min ε_max); the least-squares quadratic has intercept
-    v₀ + O(c₃ε³) (v₀ + c₃b₃, b₃ ≈ ε_min ε_mid ε_max). The quadratic's intercept is returned, and
-    as its error bound the distance between the two intercepts, |c₂b₂| + O(ε³): the lower
-    order's error estimate bounding the higher order's error (as embedded Runge-Kutta pairs
-    do). For a series that ends at ε³ it is guaranteed when |c₃/c₂| ≤ |b₂|/(|q₃| + |b₃ − q₃|)
-    (b₃, q₃: the line's and the quadratic's intercepts through the εᵢ³; the ratio is 3.1-3.5 for
-    the experiment's fit ranges, i.e. |c₃/c₂| ε_max ≲ 0.35): a series in ε that converges fast
-    over the fit range. Beyond that the line's error can cancel by accident and the bound
-    fails (an assumption of the row, not checked). Read errors eᵢ of the values (``read_errors``, same shape) add
-    Σᵢ |wᵢ| eᵢ, w the quadratic fit's intercept weights (worst case: the errors may all push one way).
-
-    eps: (m,), m ≥ 3 distinct values; values: (m, ...) → (intercept (...), bound (...)).
-    """
-    eps = np.asarray(eps, dtype=float)
-    values = np.asarray(values, dtype=float)
-    if eps.ndim != 1 or eps.size < 3 or np.unique(eps).size != eps.size:
-        raise ValueError(f"eps must be ≥ 3 distinct values, got {eps!r}")
-    if values.shape[:1] != eps.shape:
-        raise ValueError(f"values must have len(eps) = {eps.size} rows, got shape {values.shape}")
-    flat = values.reshape(eps.size, -1)
-    weights = np.linalg.pinv(np.vander(eps, 3, increasing=True))[0]  # intercept = weights @ values
-    line = np.linalg.pinv(np.vander(eps, 2, increasing=True))[0] @ flat  # NaN (a jump not seen) propagates
-    quad = weights @ flat
-    bound = np.abs(line - quad)
-    if read_errors is not None:
-        bound = bound + np.abs(weights) @ np.asarray(read_errors, dtype=float).reshape(eps.size, -1)
-    return quad.reshape(values.shape[1:]), bound.reshape(values.shape[1:])
+    return np.array([[crossing_error(arrays["t_rescaled"], loss, lv) for lv in levels] for loss in arrays["loss"]])
 
 
 def _eps(alphas):
@@ -327,7 +279,7 @@ def verify(arrays: dict, cfg: Config) -> list:
     gives C = ln(2|β*|)/(2|β*|) = t̃ · ln(2|β*|)/2, a relative error below ε for
     0.07 < |β*| < 3.7, so the smallest-α rows use relative tol ε(α_min). With
     three or more α ≤ fit_below the times are extrapolated to ε = 0 by a quadratic
-    in ε (``extrapolate_to_zero``), the tolerance is computed, not chosen: the
+    in ε (``dynamics.extrapolation.extrapolate_to_zero``), the tolerance is computed, not chosen: the
     distance between the quadratic's and the line's intercepts (the error of the
     lower order bounds the higher order's while the series in ε converges) plus
     the grid-interpolation error of each read time (``jump_time_read_errors``)
