@@ -85,7 +85,12 @@ def verify(arrays: dict, cfg: Config) -> list:
     """Per seed: plateau count (exact) and losses (2%); the number of heads on at each
     plateau's mid-time = its index m (exact); the head that switches on at drop m is the
     predicted one (exact); its switch-on time vs the prediction (5%: leading order in
-    the init, see ``theory.attention_heads``); no head beyond the D-th switches on."""
+    the init, see ``theory.attention_heads``); no head beyond the D-th switches on.
+    EMPIRICAL tolerances (not derived): the 2% on plateau losses (how far the detector's
+    median of a flat stretch sits from the saddle is not bounded here; a bound would be
+    ``detect_plateaus``'s slope_tol × excess loss / the neighbouring escape's ln-t rate) and
+    the 5% on switch-on times (the neglected nonlinear phase is O(1/ln(1/a)) relative, with a
+    constant not derived)."""
     lam, n = arrays["lam"], cfg.n_context
     plateaus = th.separate_kq_plateau_losses(lam, n_context=n)
     thr = _on_threshold(lam, n)

@@ -11,7 +11,8 @@ saddles β_k (loss minimisers on signed faces) and jumps at times t̃_k, both
 computed by ``theory.diagonal.incremental_learning`` (their Algorithm 1).
 Finite-α jump times differ from t̃_k by C_k/ln(1/α); the verify table checks
 each jump at the smallest α (relative tol 1/ln(1/α)), the extrapolation of the
-jump times to 1/ln(1/α) → 0 (relative tol 5e-3), the saddle values at the
+jump times to 1/ln(1/α) → 0 (tolerance from the extrapolation's own error
+estimate, ``extrapolate_to_zero``), the saddle values at the
 theory's plateau midpoints, the number of jumps, and the conserved u² − v²
 (``verify`` gives every tolerance's reason). A two-layer linear net from a small
 random (non-aligned) init on a rank-3 teacher is the contrast: its W becomes
@@ -33,6 +34,7 @@ import optax
 
 import dynamics
 import tasks
+from dynamics.extrapolation import crossing_error, extrapolate_to_zero
 from experiments import plotting
 from experiments.common import POSITIVE, POSITIVE_INT, POSITIVE_TUPLE, check, check_fields, field, row, worst_point_row
 from models import diagonal, linear
@@ -163,6 +165,12 @@ def measured_jump_times(arrays) -> np.ndarray:
     return np.array([[_first_below(arrays["t_rescaled"], loss, lv) for lv in levels] for loss in arrays["loss"]])
 
 
+def jump_time_read_errors(arrays) -> np.ndarray:
+    """(n_alpha, K): ``dynamics.extrapolation.crossing_error`` of every entry of ``measured_jump_times``."""
+    levels = 0.5 * (arrays["saddle_losses"][:-1] + arrays["saddle_losses"][1:])
+    return np.array([[crossing_error(arrays["t_rescaled"], loss, lv) for lv in levels] for loss in arrays["loss"]])
+
+
 def _eps(alphas):
     return 1.0 / np.log(1.0 / np.asarray(alphas))
 
@@ -270,8 +278,12 @@ def verify(arrays: dict, cfg: Config) -> list:
     whitened inputs the exact solution (``theory.diagonal.orthogonal_time``)
     gives C = ln(2|β*|)/(2|β*|) = t̃ · ln(2|β*|)/2, a relative error below ε for
     0.07 < |β*| < 3.7, so the smallest-α rows use relative tol ε(α_min). With
-    two or more α the fit t̃_∞ + Cε removes the leading correction; what is left
-    is O(α^c) and the curvature in ε, measured ≤ 2e-3 relative here: tol 5e-3.
+    three or more α ≤ fit_below the times are extrapolated to ε = 0 by a quadratic
+    in ε (``dynamics.extrapolation.extrapolate_to_zero``), the tolerance is computed, not chosen: the
+    distance between the quadratic's and the line's intercepts (the error of the
+    lower order bounds the higher order's while the series in ε converges) plus
+    the grid-interpolation error of each read time (``jump_time_read_errors``)
+    pushed through the fit; relative to t̃_k.
     Saddle values: β at the midpoint of the theory's plateau k, smallest α, vs β_k
     (absolute tol from the mirror flow, ``plateau_readings``: ½α^{δ_k} times the
     active coordinates' coupling, δ_k the theory's dual gap there), and the loss
@@ -295,11 +307,12 @@ def verify(arrays: dict, cfg: Config) -> list:
     measured = measured_jump_times(arrays)
     for k in range(1, k_jumps + 1):
         rows.append(row(f"jump {k} time t/ln(1/α) at α={a_min:g} (tol 1/ln(1/α))", times[k], measured[i_min, k - 1], tol=eps_min))
-    fit = extrapolated_jump_times(arrays, cfg.fit_below)
-    if fit is not None:
-        t_inf = fit[0]
+    use = arrays["alphas"] <= cfg.fit_below
+    if np.sum(use) >= 3:
+        t_inf, bound = extrapolate_to_zero(_eps(arrays["alphas"][use]), measured[use], jump_time_read_errors(arrays)[use])
         for k in range(1, k_jumps + 1):
-            rows.append(row(f"jump {k} time extrapolated to 1/ln(1/α) → 0", times[k], t_inf[k - 1], tol=5e-3))
+            rows.append(row(f"jump {k} time extrapolated to 1/ln(1/α) → 0 (quadratic in ε; tol: distance to the line's + read error)",
+                            times[k], t_inf[k - 1], tol=bound[k - 1] / abs(times[k])))
     grid, beta = arrays["t_rescaled"], arrays["beta"][i_min]
     x, y = arrays["x"], arrays["y"]
     g_mat = x.T @ x / x.shape[0]

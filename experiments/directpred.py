@@ -242,6 +242,17 @@ def _survival_level(cfg: Config, eta: float, sig: float) -> float:
     return p_minus**2 / cfg.alpha_p if np.isfinite(p_minus) else 0.01 * (1.0 / (2.0 * (1.0 + sig))) ** 2 / cfg.alpha_p
 
 
+def final_commutator_bound(arrays: dict, i: int, lam0: float, horizon: float) -> float:
+    """Upper bound on ‖[F, W_p]‖_F/(‖F‖_F‖W_p‖_F) of run i at t = T = ``horizon``, from Theorem 3
+    (arXiv 2102.06810: ‖C(t)‖ ≤ ‖C(0)‖e^{−2λ₀t}, λ₀ = min_t λ_min K(t)) and ‖F‖_F = ‖s‖, ‖W_p‖_F ≥ ‖p‖
+    (p: W_p's diagonal in F's eigenbasis, ``models.ssl.spectra``): ‖C(0)‖e^{−2λ₀T}/(‖s(T)‖‖p(T)‖), and
+    not below 1e-10, the flow's rtol (the relative commutator is not resolved below it)."""
+    c0 = float(arrays["run_commutator"][i, 0])
+    norms = float(np.linalg.norm(arrays["run_s"][i, -1]) * np.linalg.norm(arrays["run_p"][i, -1]))
+    bound = c0 * np.exp(-2.0 * lam0 * horizon) / norms if norms > 0 else np.nan  # all collapsed: no claim, the row fails
+    return float(max(bound, 1e-10))
+
+
 def verify(arrays: dict, cfg: Config) -> list:
     """Rows and why their tolerances:
 
@@ -255,8 +266,11 @@ def verify(arrays: dict, cfg: Config) -> list:
     ∝ [W_p, F]): F − W_pᵀW_p/α_p − e^{−2ηt}(F − W_pᵀW_p/α_p)(0) = 0, tol 1e-7 (flow rtol 1e-10).
     Theorem 3 with λ₀ = min_t λ_min K(t): log(‖C(t)‖/‖C(0)‖) + 2λ₀t ≤ 1e-6 (rounding) for t > 0 while
     ‖C‖ is above the float64 floor (relative 1e-10); the value shown is the worst (least negative)
-    slack. End: every p_j within 1e-4 of p₊* or 0 (distance e^{−|λ|T} to either attractor, ×10⁴
-    margin for the transient).
+    slack. EMPIRICAL slack: near that floor the solver's rtol 1e-10 on F and W_p allows an O(1)
+    relative error of C, so 1e-6 is not derived (it holds because the solver's errors in C are
+    smooth in t, which is not bounded here). Final relative commutator: at most ``final_commutator_bound`` (Theorem 3 at t = T over a
+    lower bound of ‖F‖‖W_p‖, or the solver's rtol 1e-10, below which it is not resolved). End: every p_j within 1e-4 of p₊* or 0 (distance e^{−|λ|T} to either attractor, ×10⁴
+    margin for the transient; EMPIRICAL: the transient from a random init is not bounded here).
     DirectPred — s_j(t) vs our reduction of Eq. 12 with Eq. 18 (ε = 0): relative tol 1e-6 (two solves at
     rtol 1e-10, the flow through an eigendecomposition); survivors: √s_j(0) > p₋*, exact.
     phase diagram — collapse (max s(T) below ``_survival_level``) iff η > η_c, counted
@@ -302,7 +316,8 @@ def verify(arrays: dict, cfg: Config) -> list:
     live = (arrays["run_commutator_rel"][i] > 1e-10) & (t > 0)  # at t = 0 the bound holds with equality
     excess = np.log(c[live] / c[0]) + 2.0 * lam0 * t[live]
     rows.append(bound_row(f"simsiam: Theorem 3, log(|C(t)|/|C(0)|) + 2 lambda0 t, lambda0={lam0:.3g}", np.max(excess), at_most=1e-6))
-    rows.append(bound_row("simsiam: final |[F,Wp]|/(|F||Wp|) (aligned)", arrays["run_commutator_rel"][i, -1], at_most=1e-8))
+    rows.append(bound_row("simsiam: final |[F,Wp]|/(|F||Wp|) ≤ Theorem 3's bound (or the solver's rtol 1e-10)",
+                          arrays["run_commutator_rel"][i, -1], at_most=final_commutator_bound(arrays, i, lam0, T)))
 
     i = int(arrays["index_directpred"][0])
     s_sim, s_th = arrays["run_s"][i], arrays["directpred_s_theory"]

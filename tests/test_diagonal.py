@@ -9,6 +9,7 @@ import pytest
 import scipy.optimize
 
 import dynamics
+from dynamics.extrapolation import crossing_error, extrapolate_to_zero
 from experiments import diagonal_sparse
 from experiments.common import run_experiment
 from models import diagonal
@@ -216,10 +217,10 @@ def test_algorithm_vmaps_and_checks_input():
 def test_deactivation_path_matches_flow():
     """P < d problem whose last jump switches two coordinates off and one on
     (support {0, 1, 4, 7} → {0, 1, 2}):
-    simulated jump times, extrapolated linearly in ε = 1/ln(1/α) to ε = 0, hit
-    Algorithm 1's. What the fit leaves are powers α^c with c as low as ~0.3 (slow
-    approaches to short-lived saddles, see the experiment's closest-approach
-    rows): measured ≤ 7e-3 relative for α in [1e-8, 1e-4], so tol 1e-2."""
+    simulated jump times, extrapolated to ε = 1/ln(1/α) → 0 by a quadratic in ε
+    (``dynamics.extrapolation.extrapolate_to_zero``), hit Algorithm 1's within that
+    extrapolation's own error bound (its distance to the line's intercept, plus the
+    grid-reading error of each time pushed through the fit)."""
     x, y = _gaussian_problem(41, 6, 8, (2.0, -1.3, 0.8))
     times, saddles = _trimmed(incremental_learning(x, y))
     sizes = np.sum(np.abs(saddles) > 0, axis=1)
@@ -229,8 +230,10 @@ def test_deactivation_path_matches_flow():
     losses, betas = _flows(x, y, alphas, t)
     measured = _jump_times(t, losses, np.asarray(saddle_losses(saddles, x, y)))
     eps = 1.0 / np.log(1.0 / np.asarray(alphas))
-    intercept = np.linalg.lstsq(np.stack([np.ones(3), eps], 1), measured, rcond=None)[0][0]
-    np.testing.assert_allclose(intercept, times[1:], rtol=1e-2)
+    read = diagonal_sparse.jump_time_read_errors({"t_rescaled": t, "loss": losses,
+                                                   "saddle_losses": np.asarray(saddle_losses(saddles, x, y))})
+    intercept, bound = extrapolate_to_zero(eps, measured, read)
+    assert np.all(np.abs(intercept - times[1:]) <= bound), (intercept, times[1:], bound)
     # Mid-plateau of every saddle but the last, the simulated support at α = 1e-8 is the
     # saddle's: coordinates off there have |sᵢ| ≤ 0.92 here and are O(α^{2(1−|sᵢ|)}).
     for k in range(1, len(times) - 1):
@@ -252,6 +255,45 @@ def test_deactivation_path_matches_flow():
     assert 0.1 < c_max < 10.0, scaled
     np.testing.assert_allclose(scaled, np.broadcast_to(scaled[-1], scaled.shape), atol=0.1 * c_max)
     np.testing.assert_array_equal(np.sign(betas[-1, -1, off]), np.sign(saddles[-2][off]))
+
+
+def test_extrapolate_to_zero_is_exact_for_a_quadratic_and_bounds_a_cubic():
+    eps = 1.0 / np.log(1.0 / np.array([1e-4, 1e-5, 1e-6, 1e-8, 1e-10, 1e-12]))  # the experiment's fit range
+    # a quadratic in ε: the quadratic fit is exact, the bound is |c₂ b₂|, b₂ = intercept of the line through εᵢ²
+    v = 1.5 + 0.7 * eps - 2.0 * eps**2
+    b2 = np.polyfit(eps, eps**2, 1)[1]
+    value, bound = extrapolate_to_zero(eps, np.stack([v, 2 * v], axis=1))
+    np.testing.assert_allclose(value, [1.5, 3.0], rtol=1e-10)
+    np.testing.assert_allclose(bound, [2.0 * abs(b2), 4.0 * abs(b2)], rtol=1e-8)
+    # a series with a cubic term inside the docstring's condition |c₃/c₂| ≤ |b₂|/(|q₃| + |b₃ − q₃|):
+    # the error of the returned intercept stays inside the bound
+    line, quad = (np.linalg.pinv(np.vander(eps, k, increasing=True))[0] for k in (2, 3))
+    limit = abs(line @ eps**2) / (abs(quad @ eps**3) + abs((line - quad) @ eps**3))
+    assert 3.0 < limit < 4.0  # the docstring's 3.1-3.5
+    for c3 in (-0.99 * limit, -1.0, 1.0, 0.99 * limit):
+        w = 1.0 + 0.5 * eps + 1.0 * eps**2 + c3 * eps**3
+        value, bound = extrapolate_to_zero(eps, w)
+        assert abs(value - 1.0) <= bound, (c3, value, bound)
+    # read errors add Σ|wᵢ|eᵢ: a constant error e shifts an exact fit by at most Σ|wᵢ| e ≥ e
+    _, with_read = extrapolate_to_zero(eps, v, np.full(eps.shape, 1e-6))
+    _, without = extrapolate_to_zero(eps, v)
+    assert with_read - without >= 1e-6 * (1 - 1e-9)
+    with pytest.raises(ValueError, match="eps"):
+        extrapolate_to_zero(eps[:2], v[:2])
+    with pytest.raises(ValueError, match="values"):
+        extrapolate_to_zero(eps, v[:3])
+
+
+def test_crossing_error_bounds_linear_interpolation():
+    # L(t) = e^{−t} crosses 0.5 at ln 2; reading it by linear interpolation on a grid of step h errs by
+    # ≤ h²/8 · max L''/min L' over the bracket (≤ h²/8 · e^{h}), which crossing_error estimates from the records
+    for h in (0.05, 0.2):
+        t = np.arange(0.0, 3.0, h)
+        loss = np.exp(-t)
+        read = diagonal_sparse._first_below(t, loss, 0.5)
+        est = crossing_error(t, loss, 0.5)
+        assert abs(read - np.log(2.0)) <= est
+        assert est <= h**2 / 8 * np.exp(2 * h)
 
 
 # ------------------------------------------------------------------ experiment

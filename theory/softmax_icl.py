@@ -229,6 +229,48 @@ def debiased_gd_optimal_loss(*, d: int, n_context, noise_var: float):
     return 0.5 * (1.0 + noise_var - (n - 1) / (n + d * (1.0 + noise_var)))
 
 
+class MonteCarloValue(NamedTuple):
+    """A Monte Carlo expectation: value and its standard error (std of the draws / √n)."""
+
+    value: float
+    standard_error: float
+
+
+@functools.lru_cache(maxsize=32)
+def _bayes_ridge_finite(d, n_context, noise_var, n_samples, seed):
+    rng = np.random.default_rng(seed)
+    # The nonzero eigenvalues of XᵀX (X: L × d) are those of Wishart_m(k, I), m = min(d, L), k = max(d, L),
+    # drawn as A Aᵀ (Bartlett: A lower triangular, A_ii = √χ²_{k−i}, A_ij ~ N(0, 1)); the other d − m are 0.
+    m, k = min(d, n_context), max(d, n_context)
+    a = np.tril(rng.standard_normal((n_samples, m, m)), -1)
+    idx = np.arange(m)
+    a[:, idx, idx] = np.sqrt(rng.chisquare(k - idx, (n_samples, m)))
+    eig = np.linalg.eigvalsh(a @ np.swapaxes(a, 1, 2))
+    lam = noise_var * d
+    risk = 0.5 * noise_var * (1.0 + np.sum(1.0 / (eig + lam), axis=1) + (d - m) / lam)
+    return MonteCarloValue(float(risk.mean()), float(risk.std(ddof=1) / np.sqrt(n_samples)))
+
+
+def bayes_ridge_finite_loss(*, d: int, n_context: int, noise_var: float, n_samples: int = 2**16,
+                            seed: int = 0) -> MonteCarloValue:
+    """Bayes-optimal (ridge, λ = σ²d) loss at finite d and L (our computation, no proportional limit):
+
+        L_Bayes = ½ [σ² + σ² E tr((XᵀX + σ²d I)⁻¹)],   XᵀX ~ Wishart_d(L, I),
+
+    the posterior covariance σ²(XᵀX + σ²dI)⁻¹ of β ~ N(0, I_d/d) seen by a query x ~ N(0, I_d),
+    plus the query's noise (``bayes_ridge_loss`` is its d, L → ∞ limit). The expectation over X
+    is a Monte Carlo over ``n_samples`` Wishart draws (Bartlett decomposition, PRNG ``seed``:
+    min(d, L)² numbers per draw, whatever max(d, L)), returned with its standard error. σ² = 0 is exact:
+    ½ max(0, 1 − L/d) (the posterior mean projects β on the span of the L inputs), error 0.
+    """
+    _check(d, n_context, noise_var)
+    if int(n_context) != n_context or int(n_samples) != n_samples or n_samples < 2:
+        raise ValueError(f"n_context and n_samples must be integers (n_samples ≥ 2), got {n_context!r}, {n_samples!r}")
+    if noise_var == 0:
+        return MonteCarloValue(0.5 * max(0.0, 1.0 - n_context / d), 0.0)
+    return _bayes_ridge_finite(int(d), int(n_context), float(noise_var), int(n_samples), int(seed))
+
+
 def bayes_ridge_loss(*, d: int, n_context, noise_var: float):
     """Bayes-optimal (ridge, λ = σ²d) loss in the proportional limit d, L → ∞, ξ = d/L
     (arXiv 2503.12734, its Bayes-risk reference; ``ridge_loss`` in their code):
