@@ -124,7 +124,12 @@ def cache_section(cc: dict, targets: list) -> list:
     lines.append(
         "`saddle` turns on JAX's persistent compilation cache (directory `$SADDLE_CACHE_DIR`, default "
         "`~/.cache/saddle/jax`; off with `--no-cache` or `SADDLE_NO_CACHE=1`). Wall and CPU seconds of whole "
-        f"CLI processes (`benchmarks/cache_timing.py`), first with an empty cache directory (cold), then again (warm). Load average {cc['loadavg']}.")
+        f"CLI processes (`benchmarks/cache_timing.py`), first with an empty cache directory (cold), then again (warm). "
+        + (f"Programs cached: those compiling in ≥ {cc['min_compile_seconds']:g} s "
+           "(`experiments.jax_cache.MIN_COMPILE_SECONDS`). " if "min_compile_seconds" in cc else
+           "Programs cached: those compiling in ≥ 0.1 s (`experiments.jax_cache.MIN_COMPILE_SECONDS` at this "
+           "run's commit; it is 0 since, see its comment). ")
+        + f"Load average {cc['loadavg']}.")
     lines.append("")
     lines += _table(["command", "cold wall s", "warm wall s", "cold / warm (wall)", "cold CPU s", "warm CPU s",
                      "cold / warm (CPU)", "cache files (MiB)"],
