@@ -59,6 +59,8 @@ Smoke (2026-12-04, 4 seeds, σ = 1e-12, ln(1/σ) = 27.6): escape-time errors
 1.7-5.0% against derived tolerances 4.3-6.7% (the picked 2/ln(1/σ) was 7.2%).
 Default config (same date, 8 seeds): 1.7-4.4% against 5.0-7.0%; c_j spans
 −1.53 … +0.23 e-folds over seeds and clusters.
+Per-seed first escapes (2026-12-05): default −0.25…+0.32% against 0.50-1.18%, smoke 0.15-0.54%
+against 0.77-1.3% (|b₁|/Λ 0.07-0.8%, reading 0.2-0.3%, chatter ≤ 0.09%, 2ηλ/Λ ≤ 0.06%).
 Earlier runs with other seeds: 8 of 8 at h = 32 and 64 for
 σ = 1e-4, 1e-8, 1e-12, 1e-20 (escape-time error × ln(1/σ) ≤ 1.7 for every seed).
 
