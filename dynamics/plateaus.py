@@ -123,6 +123,38 @@ def rise_times(t, y, level) -> np.ndarray:
     return np.where(ok, np.where(t0 > 0, log_interp, t1), np.inf)
 
 
+def rise_time_resolution(profile, level: float, ratio: float, *, n_phase: int = 257) -> float:
+    """Worst error |ln t_read − ln t*| of ``rise_times`` on a curve of known shape, sampled every
+    factor ``ratio`` in time (a log grid), over every position of the crossing between two samples.
+
+    The curve is y = profile(x), x = ln(t/t*), rising, with profile(0) = level (t* the true crossing).
+    With samples at x₀ = −φ ln r and x₁ = x₀ + ln r (φ ∈ [0, 1), ``n_phase`` values), ``rise_times``
+    reads x̂ = x₀ + (level − y₀)/(y₁ − y₀)·ln r; returned: max_φ |x̂|, a relative error in time (≤ ln r;
+    0 for a profile linear in ln t; → ½ ln r for a step). Decided from the grid and the theory's shape
+    of the rise, not from the measurement. Our derivation.
+    """
+    if not ratio > 1.0:
+        raise ValueError(f"ratio={ratio!r} is invalid; allowed: a number > 1 (consecutive recording times' ratio)")
+    h = np.log(ratio)
+    x0 = -h * np.arange(n_phase) / n_phase
+    y0, y1 = np.asarray(profile(x0), float), np.asarray(profile(x0 + h), float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        read = x0 + np.where(y1 > y0, (level - y0) / (y1 - y0), 0.5) * h
+    return float(np.max(np.abs(read)))
+
+
+def grid_ratio(t, t_near: float, window: float = 1.2) -> float:
+    """Largest ratio t_{i+1}/t_i of consecutive positive recording times t_i within [t_near/window, t_near·window]
+    (the grid's resolution where a predicted event t_near is to be read; its nearest pair if none lies there)."""
+    t = np.asarray(t, float)
+    t = t[t > 0]
+    r = t[1:] / t[:-1]
+    near = (t[1:] >= t_near / window) & (t[:-1] <= t_near * window)
+    if not near.any():
+        near = np.arange(r.size) == int(np.argmin(np.abs(np.log(t[1:] / t_near))))
+    return float(np.max(r[near]))
+
+
 def detect_plateaus(
     t,
     loss,

@@ -249,7 +249,7 @@ def test_relu_kinks_smoke_run_passes(tmp_path):
     failed = [r for r in result.rows if not r["passed"]]
     assert result.rows and not failed, failed
     # every kind of row is there for each K: count, K+1 losses, K+1 kink counts, K+1 distances,
-    # K kink positions, K escape times (+ a count row for seeds with an empty lobe, if any)
+    # K kink positions, K escape times, per-seed first escapes (+ a count row for seeds with an empty lobe, if any)
     names = [r["quantity"] for r in result.rows]
     assert relu_kinks.smoke().n_kinks == (2, 4)
     for K in (2, 4):
@@ -257,7 +257,9 @@ def test_relu_kinks_smoke_run_passes(tmp_path):
         assert sum(n.startswith(f"K={K}: plateau ") and "loss" in n for n in names) == K + 1
         assert sum(n.startswith(f"K={K}: kinks of f") for n in names) == K + 1
         assert sum(n.startswith(f"K={K}: kinks at plateau") for n in names) == K
-        assert sum(n.startswith(f"K={K}: escape") for n in names) == K
+        assert sum(n.startswith(f"K={K}: escape") and "median" in n for n in names) == K
+        # one per seed of the first escape vs its own prediction (every smoke seed has its lobes populated)
+        assert sum(n.startswith(f"K={K}: escape 1 time vs seed") for n in names) == relu_kinks.smoke().n_seeds
 
 
 @pytest.mark.slow

@@ -143,3 +143,52 @@ def realignment_bracket(fixed_drop, plateau_drop, level: float = 0.75) -> np.nda
     ratio = np.maximum(np.asarray(plateau_drop, dtype=np.float64) / d, 1.0)
     v = 1.0 - np.sqrt(1.0 - level / ratio)
     return 0.5 * np.log(ratio) + 0.5 * np.log(v / (1.0 - v)) - detector_offset(level)
+
+
+def drop_profile(x, growth: float):
+    """Fraction F = 2v − v² of a frozen-breakpoint drop covered at t = t_mid·eˣ (x = ln(t/t_mid)), for a
+    cluster that needed the log-growth ``growth`` = λ·t_mid from t = 0: v = 1/(1 + e^{−2λ(t − t_mid)})
+    = 1/(1 + exp(−2·growth·(eˣ − 1))) (module docstring, 1: the logistic dc/dt = 2c(λ − κc), v = c/u*).
+    The shape of the first escape's loss curve in ln t, F = ¾ at x = 0 (v = ½)."""
+    x = np.asarray(x, dtype=np.float64)
+    v = 1.0 / (1.0 + np.exp(np.clip(-2.0 * growth * np.expm1(x), -700.0, 700.0)))
+    return 2.0 * v - v * v
+
+
+def corner_chatter(x, residual, breakpoint: float, sign: float, learning_rate: float, h: float = 1e-7) -> float:
+    """The most GD's chatter at a lobe's top can lower a unit's growth rate (our derivation).
+
+    The top p₀ is a data point where λ(p) = s·G(p) has a corner: slope a > 0 left of it, −c < 0 right
+    of it (``unit_rate``). The breakpoint follows dp/dt = (1 + p²)² λ'(p) (module docstring of
+    ``theory.relu``), so a GD step moves it by ηk·a left of p₀ and by −ηk·c right of it (k = (1 + p₀²)²):
+    a rotation of the interval [p₀ − ηkc, p₀ + ηka), which it never leaves once in. There
+    λ₀ − λ(p) ≤ max(a·ηkc, c·ηka) = ηk·a·c (its average over the interval is half that):
+
+        deficit rate ≤ η (1 + p₀²)² a c.
+
+    a, c from one-sided differences of ``unit_rate`` over h. Returns the rate (per unit time)."""
+    lam = sign * unit_rate(x, residual, np.array([breakpoint - h, breakpoint, breakpoint + h]))
+    a, c = max((lam[1] - lam[0]) / h, 0.0), max((lam[1] - lam[2]) / h, 0.0)
+    return float(learning_rate * (1.0 + breakpoint**2) ** 2 * a * c)
+
+
+def first_escape_tolerance(growth, bracket: float, rate, learning_rate: float, chatter=0.0):
+    """Relative uncertainty of a seed's first escape time t̂ = Λ_j/λ_j (``escape_thresholds`` Λ_j of the
+    cluster that escapes first, its GD rate λ_j at stage 0), decided before training (our derivation):
+
+        tol = (|b₁| + 2ηλ_j)/Λ_j + δ_j/λ_j.
+
+    * b₁ ≤ 0 (``realignment_bracket``, stage 0): the breakpoint's realignment during the drop makes the
+      level-¾ reading up to |b₁| e-folds of log-growth earlier; at rate λ_j that is |b₁|/λ_j in time,
+      |b₁|/Λ_j relative (the first escape starts from t = 0, so t̂λ_j = Λ_j).
+    * GD (step η): λ_j = ln(1 + ηλ)/η is exact for a small unit at a smooth top; the logistic's
+      saturation under GD reaches its midpoint (ln 2/4)ηλ e-folds early (first order in η) and the climb
+      to the top differs from the flow's by O(ηλ) e-folds: bounded by 2ηλ_j. At the top the breakpoint
+      chatters across the corner, lowering the rate by at most δ_j (``corner_chatter``) for the whole
+      t̂: δ_j t̂ e-folds, δ_j/λ_j relative.
+    Not in it: the reading of the sampled curve (``dynamics.plateaus.rise_time_resolution`` with
+    ``drop_profile``). Later escapes have no such bound: a cluster whose lobe moves at a later stage
+    climbs again for an underived time (≥ 0), and clusters that merge add their c₀ (module docstring).
+    growth, rate, chatter: Λ_j, λ_j, δ_j (scalars or arrays, broadcast). Returns the relative tolerance."""
+    growth, rate = np.asarray(growth, dtype=np.float64), np.asarray(rate, dtype=np.float64)
+    return (abs(float(bracket)) + 2.0 * learning_rate * rate) / growth + np.asarray(chatter, dtype=np.float64) / rate
