@@ -91,6 +91,7 @@ import numpy as np
 import optax
 
 import dynamics
+from dynamics.compiling import jit_loop
 from dynamics.narrow import make_train_narrow, narrow_optimum_losses
 from dynamics.plateaus import detect_plateaus, grid_ratio, rise_time_resolution, rise_times
 from experiments import plotting
@@ -199,7 +200,8 @@ def _wide_runs(cfg: Config, data, t_end: float, key):
         traj = dynamics.descend(LOSS, p0, optax.sgd(cfg.learning_rate), data, record_steps=steps, observe=lambda p: p)
         return traj.loss, traj.stats
 
-    losses, params = jax.jit(jax.vmap(run))(jax.random.split(key, cfg.n_seeds))
+    # run time dominates (up to ~1e5 GD steps): compiled with the backend optimiser on
+    losses, params = jit_loop(jax.vmap(run))(jax.random.split(key, cfg.n_seeds))
     return steps * cfg.learning_rate, np.asarray(losses), jax.tree_util.tree_map(np.asarray, params)
 
 

@@ -73,6 +73,7 @@ import numpy as np
 import optax
 
 import dynamics
+from dynamics.compiling import jit_loop
 from dynamics.plateaus import detect_plateaus
 from experiments import plotting
 from experiments.common import POSITIVE, POSITIVE_INT, bound_row, check, check_fields, field, row
@@ -146,7 +147,8 @@ def seed_scale_losses(loss, data, steps, key, *, hidden: int, eta: float, n_seed
         p0 = jax.tree_util.tree_map(lambda v: scale * v, p0)
         return dynamics.descend(loss, p0, optax.sgd(eta), data, record_steps=steps).loss
 
-    grid = jax.jit(jax.vmap(jax.vmap(run, (None, 0)), (0, None)))
+    # run time dominates (tens of thousands of steps): compiled with the backend optimiser on
+    grid = jit_loop(jax.vmap(jax.vmap(run, (None, 0)), (0, None)))
     return np.asarray(grid(jax.random.split(key, n_seeds), jnp.asarray(init_scales)))
 
 

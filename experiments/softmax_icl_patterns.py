@@ -104,7 +104,10 @@ def _reference_losses(tokens, targets, cfg: Config, eta):
 
 def simulate(cfg: Config, progress: bool = False) -> dict:
     key_pool, key_init, key_sgd, key_test = jax.random.split(jax.random.key(cfg.seed), 4)
-    pool = sample_paper(key_pool, cfg, n_context=cfg.n_context, batch=cfg.pool)
+    # one compiled program per draw shape and per (H, length) test loss, not dozens of eager ops
+    # compiled one by one (the same numbers; compiling is most of a smoke run's cost)
+    sample = jax.jit(sample_paper, static_argnames=("cfg", "n_context", "batch"))
+    pool = sample(key_pool, cfg, n_context=cfg.n_context, batch=cfg.pool)
     steps = dynamics.log_steps(cfg.steps, cfg.n_points)
     eta_train = float(th.debiased_gd_optimal_step(d=cfg.d, n_context=cfg.n_context, noise_var=cfg.noise_var))
     lengths = np.asarray(cfg.test_lengths)
@@ -113,7 +116,7 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
 
     ref = np.zeros((5, len(lengths)))  # DGD at η(L_train), DGD at η*(L'), Bayes ridge, their standard errors
     for j, (n, k) in enumerate(zip(lengths, test_keys)):
-        parts = [sample_paper(kk, cfg, n_context=int(n), batch=b) for kk, b in zip(jax.random.split(k, 64), _chunks(cfg.n_test))]
+        parts = [sample(kk, cfg, n_context=int(n), batch=b) for kk, b in zip(jax.random.split(k, 64), _chunks(cfg.n_test))]
         eta_n = float(th.debiased_gd_optimal_step(d=cfg.d, n_context=int(n), noise_var=cfg.noise_var))
         fixed = np.concatenate([_reference_losses(*p, cfg, eta_train)[0] for p in parts])
         best, bayes = (np.concatenate(e) for e in zip(*(_reference_losses(*p, cfg, eta_n) for p in parts)))
@@ -122,6 +125,8 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
 
     def loss_fn(params, data):
         return sa.sample_loss(params, data)
+
+    test_loss, apply = jax.jit(loss_fn), jax.jit(sa.apply)
 
     for h, k_init in plotting.progress(list(zip(cfg.heads, jax.random.split(key_init, len(cfg.heads)))), progress, "heads"):
         params = sa.init(k_init, dim=cfg.d, n_heads=h, scale=cfg.init_scale, dtype=jnp.float32)
@@ -133,10 +138,10 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
             chunks = _chunks(cfg.n_test)
             errs = []
             for kk, b in zip(jax.random.split(k, 64), chunks):
-                data = sample_paper(kk, cfg, n_context=int(n), batch=b)
-                test[j] += float(loss_fn(traj.params, data)) * b / cfg.n_test
+                data = sample(kk, cfg, n_context=int(n), batch=b)
+                test[j] += float(test_loss(traj.params, data)) * b / cfg.n_test
                 if h == 1 and n == cfg.n_context:  # per-sequence errors: the standard error of the H = 1 test loss
-                    errs.append(0.5 * (np.asarray(data[1], np.float64) - np.asarray(sa.apply(traj.params, data[0]), np.float64)) ** 2)
+                    errs.append(0.5 * (np.asarray(data[1], np.float64) - np.asarray(apply(traj.params, data[0]), np.float64)) ** 2)
             if errs:
                 errs = np.concatenate(errs)
                 out.update(test_1_se=errs.std() / np.sqrt(errs.size))

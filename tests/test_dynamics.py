@@ -112,3 +112,15 @@ def test_gradient_flow_rejects_bad_times(task, key):
     loss = dynamics.model_loss(linear.apply)
     with pytest.raises(ValueError, match="times"):
         dynamics.gradient_flow(loss, linear.init_gaussian(key, (4, 3), std=0.1), (task.x, task.y), times=[2.0, 1.0])
+
+
+def test_jit_loop_compiles_with_its_options_and_matches_jit():
+    # XLA refuses an unknown compile option, so this also checks LOOP_COMPILER_OPTIONS' names;
+    # the backend optimiser may reorder floating-point work, hence rounding-level agreement
+    from dynamics.compiling import jit_loop
+
+    def f(x):
+        return jax.lax.fori_loop(0, 200, lambda i, v: jnp.tanh(v) + 0.1 * v, x)
+
+    x = jnp.linspace(-2.0, 2.0, 64)
+    np.testing.assert_allclose(jit_loop(f)(x), jax.jit(f)(x), rtol=1e-12, atol=1e-14)
