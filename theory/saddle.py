@@ -328,3 +328,67 @@ def transition_times_from_init(weights, u, v, s, *, tau=1.0, fraction=0.5):
     live = u0 > 0
     t = np.asarray(deep_mode_time(np.where(live, u0, 1.0), fraction * s, s=s, depth=depth, tau=tau))
     return np.where(live, t, np.inf)
+
+
+def aligned_mode_through_half(dt, *, s, depth, tau=1.0, n_bisect=200):
+    """Balanced aligned mode strength U(dt) that is half learned, U(0) = s/2, at dt = 0; any sign of dt.
+
+    The solution of τ du/dt = N u^{2−2/N}(s − u) (Saxe et al. 2014, arXiv 1312.6120,
+    Sec. 4) shifted in time (the flow is autonomous): depth 2 in closed form,
+    U = s / (1 + e^{−2s dt/τ}) (Eq. 8 with u0 = s/2); depth ≥ 3 forward by
+    ``deep_mode_strength`` from s/2, backward (dt < 0) by bisection in ln u of
+    ``deep_mode_time(u, s/2) = −dt`` (U → 0 only as dt → −∞). Returns (U, s − U),
+    the gap s − U computed without cancellation at depth 2. Broadcasts over dt, s.
+    """
+    n_layers = int(depth)
+    dt, s = jnp.broadcast_arrays(*(jnp.asarray(a, dtype=jnp.result_type(float)) for a in (dt, s)))
+    if n_layers == 2:
+        return s * jax.nn.sigmoid(2.0 * s * dt / tau), s * jax.nn.sigmoid(-2.0 * s * dt / tau)
+    ahead = deep_mode_strength(jnp.maximum(dt, 0.0), s=s, u0=0.5 * s, depth=n_layers, tau=tau)
+
+    def bisect(_, bounds):  # ln u ∈ [lo, hi]; deep_mode_time(u, s/2) decreases in u
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        longer = deep_mode_time(jnp.exp(mid), 0.5 * s, s=s, depth=n_layers, tau=tau) > -dt
+        return jnp.where(longer, mid, lo), jnp.where(longer, hi, mid)
+
+    lo0 = jnp.full_like(s, math.log(1e-300))
+    lo, hi = jax.lax.fori_loop(0, n_bisect, bisect, (lo0, jnp.log(0.5 * s)))
+    behind = jnp.exp(0.5 * (lo + hi))
+    u = jnp.where(dt >= 0, ahead, behind)
+    return u, s - u
+
+
+def plateau_loss_bias(t, s, times, k, *, depth, time_rtol=0.0, solver_rtol=0.0, tau=1.0):
+    """Bounds (excess, deficit) ≥ 0 with −deficit ≤ L(t) − L_k ≤ excess, shape of t.
+
+    With white inputs L = L_min + ½‖W − Σyx‖², so for a network aligned with the
+    modes (strengths u_α) the distance to the rank-k plateau L_k (``plateau_losses``) is
+
+        L − L_k = ½ Σ_{α≤k} (s_α − u_α)² − Σ_{α>k} (s_α u_α − ½ u_α²)
+
+    (our derivation from Saxe et al. 2014, arXiv 1312.6120, Sec. 2): the modes
+    already learned add their remaining gap, the modes still to come subtract
+    their small growth (0 ≤ s u − ½u² ≤ s u for 0 ≤ u ≤ 2s). Each mode follows
+    the aligned solution half learned at its time t_α (``aligned_mode_through_half``);
+    t_α known to relative ``time_rtol`` (e.g. each seed's
+    ``transition_times_from_init``, within the recording grid): the gap is largest
+    for the latest time, the growth for the earliest, so
+
+        excess  = ½ Σ_{α≤k} (gap_α(t − t_α(1 + ε)) + N·rtol_ode·s_α)²,
+        deficit = Σ_{α>k} s_α U_α(t − t_α(1 − ε)),
+
+    N·rtol_ode·s_α: the ODE solver's relative error control (``solver_rtol`` per
+    weight, N = depth factors in u_α = a^N) on a learned mode. t: (m,) times,
+    s, times: (r,) descending s and their half-learning times, k = 0..r.
+    Cross-talk and off-mode weights of the init are not in here (callers add them).
+    """
+    t = jnp.asarray(t, dtype=jnp.result_type(float))[..., None]
+    s = jnp.asarray(s, dtype=t.dtype)
+    times = jnp.asarray(times, dtype=t.dtype)
+    learned = jnp.arange(s.size) < k
+    _, gap = aligned_mode_through_half(t - times * (1.0 + time_rtol), s=s, depth=depth, tau=tau)
+    grown, _ = aligned_mode_through_half(t - times * (1.0 - time_rtol), s=s, depth=depth, tau=tau)
+    excess = 0.5 * jnp.sum(jnp.where(learned, (gap + depth * solver_rtol * s) ** 2, 0.0), axis=-1)
+    deficit = jnp.sum(jnp.where(learned, 0.0, s * grown), axis=-1)
+    return excess, deficit
