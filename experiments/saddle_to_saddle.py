@@ -50,7 +50,7 @@ from dynamics.plateaus import detect_plateaus, rise_times
 from experiments import plotting
 from experiments.common import POSITIVE, POSITIVE_INT, POSITIVE_TUPLE, check, check_fields, field, row
 from models import linear
-from theory.saddle import (plateau_loss_bias, plateau_losses, theory_relative_error, transition_time_spread,
+from theory.saddle import (off_mode_bound, plateau_loss_bias, plateau_losses, theory_relative_error, transition_time_spread,
                            transition_times, transition_times_from_init)
 
 NAME = "saddle-to-saddle"
@@ -141,17 +141,19 @@ def seed_time_rtol(t, s, predicted, depth):
     return grid + extra * np.ones_like(predicted)
 
 
-def plateau_tolerances(t, s, predicted, eps, k, *, depth, init_offset, trace_yy, n_io):
+def plateau_tolerances(t, s, predicted, eps, k, *, depth, init_scale, init_offset, trace_yy, n_io):
     """Where to read plateau k of one seed and how far its loss may sit from L_k there.
 
     Candidates: the recorded times strictly between the seed's own predicted
     half-learning times t_k and t_{k+1} (``transition_times_from_init``; t_0 = 0,
     t_{r+1} = ∞), decided before training. At each, the bound is
 
-        tol = max(excess, deficit) + init_offset + n_io² ε_mach ½ tr Σyy,
+        tol = max(excess, deficit) + off_mode + init_offset + n_io² ε_mach ½ tr Σyy,
 
     excess/deficit from ``theory.saddle.plateau_loss_bias`` (the learned modes' remaining
     gap, the next modes' growth; the seed's times known to ``eps``, ODE rtol FLOW_RTOL),
+    off_mode from ``theory.saddle.off_mode_bound`` (the init's other rows/columns carried
+    into W along the open paths; 0.999 confidence per seed),
     init_offset = Σ_α s_α |u_α(0)| + ½‖W(0)‖² the loss change of the init's own random
     weights (cross-talk and off-mode parts the aligned modes leave out, O(σ^L h)), and
     the float64 rounding of the loss's cancellation (sums of n_io² products, each of
@@ -166,7 +168,8 @@ def plateau_tolerances(t, s, predicted, eps, k, *, depth, init_offset, trace_yy,
         return -1, np.inf
     excess, deficit = (np.asarray(b) for b in plateau_loss_bias(t[idx], s, predicted, k, depth=depth,
                                                                time_rtol=eps, solver_rtol=FLOW_RTOL))
-    bound = np.maximum(excess, deficit) + init_offset + n_io**2 * np.finfo(np.float64).eps * 0.5 * trace_yy
+    off = off_mode_bound(s, k, init_scale=init_scale, depth=depth, n_io=n_io)
+    bound = np.maximum(excess, deficit) + off + init_offset + n_io**2 * np.finfo(np.float64).eps * 0.5 * trace_yy
     j = int(np.argmin(bound))
     return int(idx[j]), float(bound[j])
 
@@ -212,11 +215,13 @@ def simulate(cfg: Config, progress: bool = False) -> dict:
 
 def verify(arrays: dict, cfg: Config) -> list:
     """Per depth, every seed counts (the horizon is set so that all seeds finish,
-    ``last_escape_time``): the number of seeds with r + 1 plateaus (all of them);
-    each plateau loss at the seed farthest from theory (2% relative, EMPIRICAL: not
-    derived — rtol 1e-6 flow and detector medians are far inside it, but how far the
-    detector's median of a flat stretch sits from the saddle is not bounded here; the
-    last, zero, plateau on the scale ½ tr Σyy); the median over all seeds of each mode's half-learning time vs
+    ``last_escape_time``): the number of seeds with r + 1 plateaus (all of them,
+    ``detect_plateaus``); each plateau loss L_k read, per seed, at the record between
+    the seed's own predicted half-learning times t_k and t_{k+1}
+    (``transition_times_from_init``, before training) where the theory's bias bound is
+    smallest, against that bound (``plateau_tolerances``: the learned modes' remaining
+    gap, the next mode's growth, the init's off-mode weights, rounding; absolute; the
+    row shows the seed farthest in units of its own bound); the median over all seeds of each mode's half-learning time vs
     ``transition_times``, within 3 standard errors of the median, computed before
     training from the theory's spread of ln t over inits (1.2533 · spread/√n,
     ``transition_time_spread``) and the theory's own Monte-Carlo error, plus one
@@ -239,7 +244,7 @@ def verify(arrays: dict, cfg: Config) -> list:
             read = []  # (|deviation| / tol, seed, record, tol) per seed
             for i in range(n):
                 offset = float(np.sum(np.asarray(s) * np.abs(modes[i, 0])) + 0.5 * np.sum(svals[i, 0] ** 2))
-                j, tol = plateau_tolerances(t, s, pred[i], eps[i], k, depth=depth, init_offset=offset,
+                j, tol = plateau_tolerances(t, s, pred[i], eps[i], k, depth=depth, init_scale=sigma, init_offset=offset,
                                             trace_yy=trace_yy, n_io=cfg.n_io)
                 read.append((abs(losses[i, j] - th) / tol if j >= 0 else np.inf, i, j, tol))
             _, i, j, tol = max(read)

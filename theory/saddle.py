@@ -359,6 +359,26 @@ def aligned_mode_through_half(dt, *, s, depth, tau=1.0, n_bisect=200):
     return u, s - u
 
 
+def off_mode_bound(s, k, *, init_scale, depth, n_io, confidence=0.999):
+    """Bound on ½‖W_⊥‖², the loss of the weights off the aligned modes once modes 1..k are learned.
+
+    Once mode α's path (norm s_α^{1/L} per layer, L = depth) is open, the init's
+    other output rows of W_L along its hidden direction, g_out (∈ R^{n_io}, i.i.d.
+    N(0, σ²)), and the other input columns of W_1, g_in, are carried into W as
+    g_out ⊗ (path) + (path) ⊗ g_in of norm ≤ (‖g_out‖ + ‖g_in‖) s_α^{(L−1)/L};
+    the flow does not grow them (τ dW_L/dt = (Σyx − W)(W_{L−1}⋯W_1)ᵀ has no source
+    off the target's rows; same for W_1) but only damps them, so (our derivation)
+
+        ½‖W_⊥‖² ≤ Σ_{α≤k} (‖g_out‖² + ‖g_in‖²) s_α^{2(L−1)/L} ≤ 2 σ² χ²_{n_io}(confidence) Σ_{α≤k} s_α^{2−2/L},
+
+    the χ² quantile bounding each ‖g‖²/σ² with probability ``confidence`` (before training).
+    s: (r,) descending; k = 0..r (0: nothing learned, 0). Host numpy, returns a float.
+    """
+    s = np.sort(np.asarray(s, dtype=np.float64).ravel())[::-1]
+    q = float(scipy.special.chdtri(int(n_io), 1.0 - confidence))
+    return float(2.0 * init_scale**2 * q * np.sum(s[:k] ** (2.0 - 2.0 / depth)))
+
+
 def plateau_loss_bias(t, s, times, k, *, depth, time_rtol=0.0, solver_rtol=0.0, tau=1.0):
     """Bounds (excess, deficit) ≥ 0 with −deficit ≤ L(t) − L_k ≤ excess, shape of t.
 
@@ -381,7 +401,8 @@ def plateau_loss_bias(t, s, times, k, *, depth, time_rtol=0.0, solver_rtol=0.0, 
     N·rtol_ode·s_α: the ODE solver's relative error control (``solver_rtol`` per
     weight, N = depth factors in u_α = a^N) on a learned mode. t: (m,) times,
     s, times: (r,) descending s and their half-learning times, k = 0..r.
-    Cross-talk and off-mode weights of the init are not in here (callers add them).
+    Cross-talk and off-mode weights of the init are not in here (callers add them:
+    ``off_mode_bound`` and the init's own loss offset).
     """
     t = jnp.asarray(t, dtype=jnp.result_type(float))[..., None]
     s = jnp.asarray(s, dtype=t.dtype)
