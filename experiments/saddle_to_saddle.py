@@ -166,8 +166,9 @@ def plateau_tolerances(t, s, predicted, eps, k, *, depth, init_scale, init_offse
     idx = np.nonzero((t > lo) & (t < hi))[0]
     if idx.size == 0:
         return -1, np.inf
-    excess, deficit = (np.asarray(b) for b in plateau_loss_bias(t[idx], s, predicted, k, depth=depth,
-                                                               time_rtol=eps, solver_rtol=FLOW_RTOL))
+    # on the whole grid (one shape: one compilation per depth), then the candidates
+    excess, deficit = (np.asarray(b)[idx] for b in plateau_loss_bias(t, s, predicted, k, depth=depth,
+                                                                     time_rtol=eps, solver_rtol=FLOW_RTOL))
     off = off_mode_bound(s, k, init_scale=init_scale, depth=depth, n_io=n_io)
     bound = np.maximum(excess, deficit) + off + init_offset + n_io**2 * np.finfo(np.float64).eps * 0.5 * trace_yy
     j = int(np.argmin(bound))

@@ -58,6 +58,7 @@ own u0_eff,k (depth ≥ 3: until the earlier escapes, which the process of
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -330,7 +331,7 @@ def transition_times_from_init(weights, u, v, s, *, tau=1.0, fraction=0.5):
     return np.where(live, t, np.inf)
 
 
-def aligned_mode_through_half(dt, *, s, depth, tau=1.0, n_bisect=200):
+def aligned_mode_through_half(dt, *, s, depth, tau=1.0, n_bisect=64):
     """Balanced aligned mode strength U(dt) that is half learned, U(0) = s/2, at dt = 0; any sign of dt.
 
     The solution of τ du/dt = N u^{2−2/N}(s − u) (Saxe et al. 2014, arXiv 1312.6120,
@@ -339,12 +340,13 @@ def aligned_mode_through_half(dt, *, s, depth, tau=1.0, n_bisect=200):
     ``deep_mode_strength`` from s/2, backward (dt < 0) by bisection in ln u of
     ``deep_mode_time(u, s/2) = −dt`` (U → 0 only as dt → −∞). Returns (U, s − U),
     the gap s − U computed without cancellation at depth 2. Broadcasts over dt, s.
+    n_bisect = 64 halvings: ln u's bracket (≈ 690 wide) and a ∈ [a0, a∞] both to ≲ 1e-16 relative.
     """
     n_layers = int(depth)
     dt, s = jnp.broadcast_arrays(*(jnp.asarray(a, dtype=jnp.result_type(float)) for a in (dt, s)))
     if n_layers == 2:
         return s * jax.nn.sigmoid(2.0 * s * dt / tau), s * jax.nn.sigmoid(-2.0 * s * dt / tau)
-    ahead = deep_mode_strength(jnp.maximum(dt, 0.0), s=s, u0=0.5 * s, depth=n_layers, tau=tau)
+    ahead = deep_mode_strength(jnp.maximum(dt, 0.0), s=s, u0=0.5 * s, depth=n_layers, tau=tau, n_bisect=n_bisect)
 
     def bisect(_, bounds):  # ln u ∈ [lo, hi]; deep_mode_time(u, s/2) decreases in u
         lo, hi = bounds
@@ -379,6 +381,7 @@ def off_mode_bound(s, k, *, init_scale, depth, n_io, confidence=0.999):
     return float(2.0 * init_scale**2 * q * np.sum(s[:k] ** (2.0 - 2.0 / depth)))
 
 
+@functools.partial(jax.jit, static_argnames=("depth",))  # one compilation per depth and shape; k may be traced
 def plateau_loss_bias(t, s, times, k, *, depth, time_rtol=0.0, solver_rtol=0.0, tau=1.0):
     """Bounds (excess, deficit) ≥ 0 with −deficit ≤ L(t) − L_k ≤ excess, shape of t.
 
