@@ -58,6 +58,7 @@ own u0_eff,k (depth ≥ 3: until the earlier escapes, which the process of
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -328,3 +329,90 @@ def transition_times_from_init(weights, u, v, s, *, tau=1.0, fraction=0.5):
     live = u0 > 0
     t = np.asarray(deep_mode_time(np.where(live, u0, 1.0), fraction * s, s=s, depth=depth, tau=tau))
     return np.where(live, t, np.inf)
+
+
+def aligned_mode_through_half(dt, *, s, depth, tau=1.0, n_bisect=64):
+    """Balanced aligned mode strength U(dt) that is half learned, U(0) = s/2, at dt = 0; any sign of dt.
+
+    The solution of τ du/dt = N u^{2−2/N}(s − u) (Saxe et al. 2014, arXiv 1312.6120,
+    Sec. 4) shifted in time (the flow is autonomous): depth 2 in closed form,
+    U = s / (1 + e^{−2s dt/τ}) (Eq. 8 with u0 = s/2); depth ≥ 3 forward by
+    ``deep_mode_strength`` from s/2, backward (dt < 0) by bisection in ln u of
+    ``deep_mode_time(u, s/2) = −dt`` (U → 0 only as dt → −∞). Returns (U, s − U),
+    the gap s − U computed without cancellation at depth 2. Broadcasts over dt, s.
+    n_bisect = 64 halvings: ln u's bracket (≈ 690 wide) and a ∈ [a0, a∞] both to ≲ 1e-16 relative.
+    """
+    n_layers = int(depth)
+    dt, s = jnp.broadcast_arrays(*(jnp.asarray(a, dtype=jnp.result_type(float)) for a in (dt, s)))
+    if n_layers == 2:
+        return s * jax.nn.sigmoid(2.0 * s * dt / tau), s * jax.nn.sigmoid(-2.0 * s * dt / tau)
+    ahead = deep_mode_strength(jnp.maximum(dt, 0.0), s=s, u0=0.5 * s, depth=n_layers, tau=tau, n_bisect=n_bisect)
+
+    def bisect(_, bounds):  # ln u ∈ [lo, hi]; deep_mode_time(u, s/2) decreases in u
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        longer = deep_mode_time(jnp.exp(mid), 0.5 * s, s=s, depth=n_layers, tau=tau) > -dt
+        return jnp.where(longer, mid, lo), jnp.where(longer, hi, mid)
+
+    lo0 = jnp.full_like(s, math.log(1e-300))
+    lo, hi = jax.lax.fori_loop(0, n_bisect, bisect, (lo0, jnp.log(0.5 * s)))
+    behind = jnp.exp(0.5 * (lo + hi))
+    u = jnp.where(dt >= 0, ahead, behind)
+    return u, s - u
+
+
+def off_mode_bound(s, k, *, init_scale, depth, n_io, confidence=0.999):
+    """Bound on ½‖W_⊥‖², the loss of the weights off the aligned modes once modes 1..k are learned.
+
+    Once mode α's path (norm s_α^{1/L} per layer, L = depth) is open, the init's
+    other output rows of W_L along its hidden direction, g_out (∈ R^{n_io}, i.i.d.
+    N(0, σ²)), and the other input columns of W_1, g_in, are carried into W as
+    g_out ⊗ (path) + (path) ⊗ g_in of norm ≤ (‖g_out‖ + ‖g_in‖) s_α^{(L−1)/L};
+    the flow does not grow them (τ dW_L/dt = (Σyx − W)(W_{L−1}⋯W_1)ᵀ has no source
+    off the target's rows; same for W_1) but only damps them, so (our derivation)
+
+        ½‖W_⊥‖² ≤ Σ_{α≤k} (‖g_out‖² + ‖g_in‖²) s_α^{2(L−1)/L} ≤ 2 σ² χ²_{n_io}(confidence) Σ_{α≤k} s_α^{2−2/L},
+
+    the χ² quantile bounding each ‖g‖²/σ² with probability ``confidence`` (before training).
+    s: (r,) descending; k = 0..r (0: nothing learned, 0). Host numpy, returns a float.
+    """
+    s = np.sort(np.asarray(s, dtype=np.float64).ravel())[::-1]
+    q = float(scipy.special.chdtri(int(n_io), 1.0 - confidence))
+    return float(2.0 * init_scale**2 * q * np.sum(s[:k] ** (2.0 - 2.0 / depth)))
+
+
+@functools.partial(jax.jit, static_argnames=("depth",))  # one compilation per depth and shape; k may be traced
+def plateau_loss_bias(t, s, times, k, *, depth, time_rtol=0.0, solver_rtol=0.0, tau=1.0):
+    """Bounds (excess, deficit) ≥ 0 with −deficit ≤ L(t) − L_k ≤ excess, shape of t.
+
+    With white inputs L = L_min + ½‖W − Σyx‖², so for a network aligned with the
+    modes (strengths u_α) the distance to the rank-k plateau L_k (``plateau_losses``) is
+
+        L − L_k = ½ Σ_{α≤k} (s_α − u_α)² − Σ_{α>k} (s_α u_α − ½ u_α²)
+
+    (our derivation from Saxe et al. 2014, arXiv 1312.6120, Sec. 2): the modes
+    already learned add their remaining gap, the modes still to come subtract
+    their small growth (0 ≤ s u − ½u² ≤ s u for 0 ≤ u ≤ 2s). Each mode follows
+    the aligned solution half learned at its time t_α (``aligned_mode_through_half``);
+    t_α known to relative ``time_rtol`` (e.g. each seed's
+    ``transition_times_from_init``, within the recording grid): the gap is largest
+    for the latest time, the growth for the earliest, so
+
+        excess  = ½ Σ_{α≤k} (gap_α(t − t_α(1 + ε)) + N·rtol_ode·s_α)²,
+        deficit = Σ_{α>k} s_α U_α(t − t_α(1 − ε)),
+
+    N·rtol_ode·s_α: the ODE solver's relative error control (``solver_rtol`` per
+    weight, N = depth factors in u_α = a^N) on a learned mode. t: (m,) times,
+    s, times: (r,) descending s and their half-learning times, k = 0..r.
+    Cross-talk and off-mode weights of the init are not in here (callers add them:
+    ``off_mode_bound`` and the init's own loss offset).
+    """
+    t = jnp.asarray(t, dtype=jnp.result_type(float))[..., None]
+    s = jnp.asarray(s, dtype=t.dtype)
+    times = jnp.asarray(times, dtype=t.dtype)
+    learned = jnp.arange(s.size) < k
+    _, gap = aligned_mode_through_half(t - times * (1.0 + time_rtol), s=s, depth=depth, tau=tau)
+    grown, _ = aligned_mode_through_half(t - times * (1.0 - time_rtol), s=s, depth=depth, tau=tau)
+    excess = 0.5 * jnp.sum(jnp.where(learned, (gap + depth * solver_rtol * s) ** 2, 0.0), axis=-1)
+    deficit = jnp.sum(jnp.where(learned, 0.0, s * grown), axis=-1)
+    return excess, deficit
