@@ -225,6 +225,14 @@ def lin_final_error(cfg: Config, w_star) -> float:
     return float(np.sum(tail * np.max(np.abs(a), axis=0) * np.max(np.abs(bt), axis=1)) + cfg.lin_std**2 * cfg.lin_width)
 
 
+def saddle_gradients(arrays):
+    """(G, ∇L(β_j)): the input Gram matrix G = XᵀX/P (d, d) and the loss gradient Gβ_j − Xᵀy/P at every
+    saddle of the theory, (K + 1, d)."""
+    x, y = arrays["x"], arrays["y"]
+    g_mat = x.T @ x / x.shape[0]
+    return g_mat, arrays["saddles"] @ g_mat.T - x.T @ y / x.shape[0]
+
+
 def plateau_readings(arrays, alpha):
     """Where and how closely the flow at init scale ``alpha`` must sit on each saddle β_k, k = 1..K.
 
@@ -244,12 +252,10 @@ def plateau_readings(arrays, alpha):
     that bound. Returns (indices (K,), tolerances (K,)).
     """
     times, saddles, grid = arrays["jump_times"], arrays["saddles"], arrays["t_rescaled"]
-    x, y = arrays["x"], arrays["y"]
-    g_mat, b = x.T @ x / x.shape[0], x.T @ y / x.shape[0]
-    grads = saddles @ g_mat.T - b  # ∇L(β_j), (K+1, d)
+    g_mat, grads = saddle_gradients(arrays)
     ends = np.append(times[2:], grid[-1])
     idx = np.array([int(np.argmin(np.abs(grid - 0.5 * (a + e)))) for a, e in zip(times[1:], ends)], dtype=int)
-    duals = np.asarray(dual_path(grid[idx], times, saddles, x, y))
+    duals = np.asarray(dual_path(grid[idx], times, saddles, arrays["x"], arrays["y"]))
     tols = []
     for k, s_k in enumerate(duals, start=1):
         act = saddles[k] != 0
@@ -314,9 +320,7 @@ def verify(arrays: dict, cfg: Config) -> list:
             rows.append(row(f"jump {k} time extrapolated to 1/ln(1/α) → 0 (quadratic in ε; tol: distance to the line's + read error)",
                             times[k], t_inf[k - 1], tol=bound[k - 1] / abs(times[k])))
     grid, beta = arrays["t_rescaled"], arrays["beta"][i_min]
-    x, y = arrays["x"], arrays["y"]
-    g_mat = x.T @ x / x.shape[0]
-    grads = saddles @ g_mat.T - x.T @ y / x.shape[0]
+    g_mat, grads = saddle_gradients(arrays)
     for k, (j, tol) in enumerate(zip(*plateau_readings(arrays, a_min)), start=1):
         rows.append(worst_point_row(f"saddle {k} value β_k at the plateau's midpoint t̃={grid[j]:.3f}, α={a_min:g}",
                                     saddles[k], beta[j], tol=tol, relative=False))

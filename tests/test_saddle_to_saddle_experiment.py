@@ -18,7 +18,7 @@ def test_smoke_run_passes(tmp_path):
     assert result.rows and all(r["passed"] for r in result.rows)
 
 
-def test_auto_solver_is_implicit_only_where_the_flow_is_stiff():
+def test_auto_solver_picks_rkc_only_where_the_flow_is_stiff():
     # the default depths 2, 3, 4: stiffness ratios λ_max·t_end ≈ 1e2, 6e4, 8e5 (theory, before training)
     cfg = saddle_to_saddle.Config()
     picks = []
