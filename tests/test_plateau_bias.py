@@ -80,3 +80,15 @@ def test_plateau_loss_stays_within_the_bias_bound_between_transitions(depth, wid
         # the bound has teeth: at its smallest it is far below a 3% error of a nonzero plateau
         if level > 0:
             assert np.min(np.maximum(excess, deficit) + offset_k + rounding) < 0.03 * level / 3
+
+
+def test_bad_arguments_are_refused_in_one_line():
+    good = dict(init_scale=1e-3, depth=3, n_io=4)
+    for k, bad, match in [(4, {}, "k=4"), (1, {"n_io": 0}, "n_io"), (1, {"init_scale": 0.0}, "init_scale"),
+                          (1, {"depth": 1}, "depth"), (1, {"confidence": 1.0}, "confidence")]:
+        with pytest.raises(ValueError, match=match):
+            off_mode_bound(S, k, **{**good, **bad})
+    with pytest.raises(ValueError, match="s must be positive"):
+        off_mode_bound((1.0, -1.0), 1, **good)
+    with pytest.raises(ValueError, match="depth"):
+        aligned_mode_through_half(0.0, s=1.0, depth=1)

@@ -342,6 +342,7 @@ def aligned_mode_through_half(dt, *, s, depth, tau=1.0, n_bisect=64):
     the gap s − U computed without cancellation at depth 2. Broadcasts over dt, s.
     n_bisect = 64 halvings: ln u's bracket (≈ 690 wide) and a ∈ [a0, a∞] both to ≲ 1e-16 relative.
     """
+    _check(1.0, depth, 1)
     n_layers = int(depth)
     dt, s = jnp.broadcast_arrays(*(jnp.asarray(a, dtype=jnp.result_type(float)) for a in (dt, s)))
     if n_layers == 2:
@@ -376,7 +377,15 @@ def off_mode_bound(s, k, *, init_scale, depth, n_io, confidence=0.999):
     the χ² quantile bounding each ‖g‖²/σ² with probability ``confidence`` (before training).
     s: (r,) descending; k = 0..r (0: nothing learned, 0). Host numpy, returns a float.
     """
+    _check(init_scale, depth, 1)
+    _sorted_s(s)  # non-empty and positive
+    if int(n_io) != n_io or n_io < 1:
+        raise ValueError(f"n_io={n_io!r} is invalid; allowed: an integer ≥ 1 (input = output dimension)")
     s = np.sort(np.asarray(s, dtype=np.float64).ravel())[::-1]
+    if int(k) != k or not 0 <= k <= s.size:
+        raise ValueError(f"k={k!r} is invalid; allowed: an integer from 0 to {s.size} (modes learned)")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence={confidence!r} is invalid; allowed: a number in (0, 1)")
     q = float(scipy.special.chdtri(int(n_io), 1.0 - confidence))
     return float(2.0 * init_scale**2 * q * np.sum(s[:k] ** (2.0 - 2.0 / depth)))
 
